@@ -1,0 +1,107 @@
+# rampart - build, test, run and benchmark.
+#
+#   make              build bin/rampart-api
+#   make SAN=1        same with AddressSanitizer + UndefinedBehaviorSanitizer
+#   make CC=clang     build with clang
+#   make run          private PostgreSQL + Redis under .run/, migrate, start the daemons
+#   make test         format and banned-function checks, unit tests, integration tests
+#   make bench        benchmarks against pgbench on the same machine
+
+CC      ?= cc
+PKGS    := libevent libevent_pthreads hiredis jansson libcurl libpq openssl
+WARN    := -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wformat=2 -Wwrite-strings -Wno-format-nonliteral -Werror
+CFLAGS  ?= -O2 -g
+CPPFLAGS += -D_GNU_SOURCE -Icommon/include $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+
+ifeq ($(SAN),1)
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+BUILD   ?= build/san
+else
+BUILD   ?= build/rel
+endif
+# Where binaries go; CI builds several flavours side by side (BINDIR=build/san/bin).
+BINDIR  ?= bin
+
+COMMON_SRC := $(sort $(wildcard common/*.c))
+COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o)
+API_SRC    := $(sort $(wildcard services/api/*.c))
+API_OBJ    := $(API_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o
+MIGRATIONS := $(sort $(wildcard db/migrations/*.sql))
+UNIT_SRC   := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+# Component tests drive common/ against real servers; pytest runs them with
+# the servers it starts (tests/integration/test_components.py).
+COMP_SRC   := $(sort $(wildcard tests/component/test_*.c))
+COMP_BIN   := $(COMP_SRC:tests/component/%.c=$(BUILD)/tests/component/%)
+
+BINS := $(BINDIR)/rampart-api
+
+.PHONY: all clean test unit components integration run bench format format-check checksrc check-deps
+all: $(BINS)
+
+$(BUILD)/%.o: %.c $(wildcard common/include/common/*.h) $(wildcard services/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -c -o $@ $<
+
+# Migrations are embedded in the binary as C strings.
+$(BUILD)/gen/migrations.c: $(MIGRATIONS) scripts/embed-migrations.sh
+	@mkdir -p $(dir $@)
+	sh scripts/embed-migrations.sh $(MIGRATIONS) > $@
+
+$(BUILD)/gen/migrations.o: $(BUILD)/gen/migrations.c
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/libcommon.a: $(COMMON_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BINDIR)/rampart-api: $(API_OBJ) $(BUILD)/libcommon.a
+	@mkdir -p $(BINDIR)
+	$(CC) $(LDFLAGS) -o $@ $(API_OBJ) $(BUILD)/libcommon.a $(LDLIBS)
+
+# Unit tests link the common library and the api's pure modules.
+API_LIB_OBJ := $(filter-out $(BUILD)/services/api/main.o,$(API_OBJ))
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libcommon.a $(API_LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Iservices/api $(CFLAGS) $(WARN) $(LDFLAGS) -o $@ $< $(API_LIB_OBJ) \
+		$(BUILD)/libcommon.a $(LDLIBS) -lcmocka
+
+$(BUILD)/tests/component/%: tests/component/%.c $(BUILD)/libcommon.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) $(LDFLAGS) -o $@ $< $(BUILD)/libcommon.a $(LDLIBS) -lcmocka
+
+components: $(COMP_BIN)
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+integration: all components
+	RAMPART_BIN=$(BINDIR) RAMPART_COMPONENT_BIN=$(BUILD)/tests/component /usr/bin/python3 -m pytest -q tests/integration
+
+test:
+	sh scripts/test.sh
+
+run:
+	sh scripts/run.sh
+
+bench:
+	sh bench/run.sh
+
+C_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find common services tests -name '*.[ch]')
+format:
+	clang-format -i $(C_FILES)
+
+format-check:
+	clang-format --dry-run --Werror $(C_FILES)
+
+checksrc:
+	sh scripts/checksrc.sh
+
+check-deps:
+	sh scripts/deps.sh
+
+clean:
+	rm -rf build bin

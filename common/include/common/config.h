@@ -1,0 +1,48 @@
+/* config.h - configuration from environment variables, validated (12-factor).
+ *
+ * Each getter reads one variable; when it is unset or empty the default is
+ * used. A value that does not parse or is out of range prints
+ * "config: NAME: <why>" to stderr and returns -1, so main() can exit non-zero
+ * naming the variable. */
+#ifndef COMMON_CONFIG_H
+#define COMMON_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* A string value; *out is malloc'ed (caller frees) and never NULL on success.
+ * max_len bounds the value (0 = no bound). */
+int cfg_str(const char *name, const char *def, size_t max_len, char **out)
+	__attribute__((warn_unused_result));
+
+/* A base-10 integer within [min, max]; rejects junk, signs where min >= 0
+ * forbids them, and overflow. */
+int cfg_int(const char *name, long long def, long long min, long long max, long long *out)
+	__attribute__((warn_unused_result));
+
+/* 1/0, true/false, yes/no, on/off (case-insensitive). */
+int cfg_bool(const char *name, bool def, bool *out) __attribute__((warn_unused_result));
+
+/* One of choices (NULL-terminated); *out is its index. */
+int cfg_enum(const char *name, const char *def, const char *const *choices, int *out)
+	__attribute__((warn_unused_result));
+
+/* A listen address "host:port", ":port" (all interfaces) or "[v6]:port".
+ * host receives the host part ("0.0.0.0" for ":port"), port 1..65535. */
+int cfg_listen(const char *name, const char *def, char *host, size_t host_len, int *port)
+	__attribute__((warn_unused_result));
+
+/* A comma-separated list of non-negative integers, e.g. "5,300,1800".
+ * *out is malloc'ed (caller frees); *n >= 1 on success. */
+int cfg_int_list(const char *name, const char *def, long long max, long long **out, size_t *n)
+	__attribute__((warn_unused_result));
+
+/* A URL whose scheme is one of schemes (NULL-terminated), e.g. {"redis", NULL}. */
+int cfg_url(const char *name, const char *def, const char *const *schemes, char **out)
+	__attribute__((warn_unused_result));
+
+/* Reports a semantic error found after parsing (e.g. MIN > MAX) in the same
+ * format: "config: NAME: <why>". Always returns -1. */
+int cfg_fail(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

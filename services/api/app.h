@@ -1,0 +1,119 @@
+/* app.h - the api daemon's shared state (one per process) and per-loop state
+ * (one per event-loop thread). */
+#ifndef API_APP_H
+#define API_APP_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/http.h"
+#include "common/money.h"
+#include "config.h"
+
+struct event_base;
+struct pg_pool;
+struct pg_batcher;
+struct rds;
+struct ratelimit;
+struct keycache;
+
+/* Rates the api prices quotes with: the market snapshot's fx.<CUR> where it
+ * had a valid one, else the built-in default (money.h). Written by loop 0's
+ * refresh timer, read by every loop under the mutex. */
+struct market {
+	pthread_mutex_t mu;
+	size_t n;            /* currencies known to money.h */
+	int64_t *per_usd;    /* 0 = no snapshot value: use the default */
+	char source[16];     /* fx.source of the snapshot, "" without one */
+	int64_t as_of;       /* fx.as_of, unix seconds, 0 when unknown */
+	bool have_snapshot;
+};
+
+/* The identity of an authenticated caller, for rate limits and ownership. */
+struct principal {
+	char key_id[48];
+};
+
+struct loop;
+
+struct app {
+	struct api_config cfg;
+	struct market market;
+	struct ratelimit *ratelimit;
+	unsigned char (*static_hashes)[32]; /* SHA-256 of each API_KEYS key */
+	size_t n_static;
+	struct loop *loops;
+	int nloops;
+	atomic_bool draining;
+	char snapshot_key[128]; /* <prefix>:market:snapshot */
+	char jobs_key[128];     /* <prefix>:{payments}:jobs */
+	char dlq_key[128];      /* <prefix>:{payments}:dlq */
+};
+
+/* Prepared statements, registered on every loop's pool in the same order. */
+enum api_stmt {
+	STMT_KEY_LOOKUP,
+	STMT_QUOTE_GET,
+	STMT_COUNT,
+};
+
+struct loop {
+	struct app *app;
+	int index;
+	pthread_t thread;
+	struct event_base *base;
+	struct http_server *http;
+	struct pg_pool *pg;
+	struct pg_batcher *quote_insert;
+	struct rds *redis;
+	struct keycache *keys;
+	int stmts[STMT_COUNT];
+	struct event *stop_ev;    /* activated from the main thread on SIGTERM */
+	struct event *drain_ev;   /* polls until in-flight requests are answered */
+	struct event *market_ev;  /* loop 0: re-reads the snapshot every second */
+	struct event *gauges_ev;  /* pool gauges for /metrics */
+	uint64_t drain_deadline_us;
+};
+
+/* ---- auth.c ---- */
+int auth_init(struct app *a) __attribute__((warn_unused_result));
+void auth_free(struct app *a);
+/* Per loop: the key cache and the key lookup statement. */
+int auth_loop_init(struct loop *l) __attribute__((warn_unused_result));
+void keycache_free(struct keycache *k);
+/* The HTTP_AUTH hook: Bearer key, then the per-key rate limit. */
+void auth_hook(struct http_req *r, void *loop);
+/* The caller of an authenticated request (borrowed from r). */
+const struct principal *auth_principal(const struct http_req *r);
+
+/* ---- market.c ---- */
+int market_init(struct market *m) __attribute__((warn_unused_result));
+void market_free(struct market *m);
+/* Starts loop 0's once-a-second refresh from Redis. */
+void market_start(struct loop *l);
+/* Units of currency c per 1 USD and where it came from ("live", "cached",
+ * "default"). */
+int64_t market_per_usd(struct market *m, const struct currency *c, const char **source);
+
+/* ---- quotes.c ---- */
+int quotes_init(struct loop *l) __attribute__((warn_unused_result));
+void quotes_create(struct http_req *r, void *loop);
+void quotes_get(struct http_req *r, void *loop);
+
+/* ---- health.c ---- */
+void health_full(struct http_req *r, void *loop);
+void health_live(struct http_req *r, void *loop);
+void health_ready(struct http_req *r, void *loop);
+void health_metrics(struct http_req *r, void *loop);
+
+/* ---- migrate.c ---- */
+/* Applies pending embedded migrations; blocks the calling thread on its own
+ * private event loop (start-up only). Returns 0 or -1. */
+int migrate_run(const char *database_url) __attribute__((warn_unused_result));
+
+uint64_t api_now_us(void);  /* monotonic */
+int64_t api_wall_ms(void);  /* unix epoch milliseconds */
+
+#endif

@@ -1,0 +1,132 @@
+/* config.c - the api daemon's configuration (SPEC 2), validated at start-up. */
+#include "config.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/config.h"
+
+#define MAX_API_KEY_LEN 256
+
+/* Splits API_KEYS on commas, trimming blanks; rejects control characters,
+ * spaces inside a key and over-long keys. */
+static int parse_api_keys(struct api_config *c, const char *list)
+{
+	const char *p = list;
+	while (*p) {
+		while (*p == ' ' || *p == ',')
+			p++;
+		if (!*p)
+			break;
+		const char *end = p;
+		while (*end && *end != ',')
+			end++;
+		size_t len = (size_t)(end - p);
+		while (len > 0 && p[len - 1] == ' ')
+			len--;
+		if (len > MAX_API_KEY_LEN)
+			return cfg_fail("API_KEYS", "a key is longer than %d characters",
+					MAX_API_KEY_LEN);
+		for (size_t i = 0; i < len; i++)
+			if (!isgraph((unsigned char)p[i]))
+				return cfg_fail("API_KEYS",
+						"keys must be printable ASCII without spaces");
+		char **keys = realloc(c->api_keys, (c->n_api_keys + 1) * sizeof(*keys));
+		if (!keys)
+			return cfg_fail("API_KEYS", "out of memory");
+		c->api_keys = keys;
+		if (!(keys[c->n_api_keys] = strndup(p, len)))
+			return cfg_fail("API_KEYS", "out of memory");
+		c->n_api_keys++;
+		p = end;
+	}
+	return 0;
+}
+
+int api_config_load(struct api_config *c)
+{
+	static const char *const pg_schemes[] = {"postgres", "postgresql", NULL};
+	static const char *const redis_schemes[] = {"redis", NULL};
+	static const char *const formats[] = {"json", "text", NULL};
+	char *keys = NULL, *level = NULL;
+	long long v;
+	int fmt;
+
+	memset(c, 0, sizeof(*c));
+	if (cfg_url("DATABASE_URL", "postgres://rampart:rampart@127.0.0.1:5432/rampart",
+		    pg_schemes, &c->database_url) ||
+	    cfg_url("REDIS_URL", "redis://127.0.0.1:6379/0", redis_schemes, &c->redis_url) ||
+	    cfg_str("REDIS_PREFIX", "rampart", 64, &c->redis_prefix) ||
+	    cfg_listen("API_LISTEN", "0.0.0.0:8080", c->listen_host, sizeof(c->listen_host),
+		       &c->listen_port) ||
+	    cfg_str("API_KEYS", "", 0, &keys) || parse_api_keys(c, keys) ||
+	    cfg_int("RATE_LIMIT_RPS", 1000, 1, 1000000, &c->rate_rps) ||
+	    cfg_int("RATE_LIMIT_BURST", 2000, 1, 10000000, &c->rate_burst) ||
+	    cfg_int("QUOTE_TTL_SECONDS", 60, 1, 86400, &c->quote_ttl))
+		goto fail;
+	if (cfg_int("FEE_PLATFORM_BPS", 200, 0, 10000, &v))
+		goto fail;
+	c->fee_platform_bps = (int)v;
+	if (cfg_int("FEE_ONRAMP_BPS", 70, 0, 10000, &v))
+		goto fail;
+	c->fee_onramp_bps = (int)v;
+	if (cfg_int("FEE_OFFRAMP_BPS", 50, 0, 10000, &v))
+		goto fail;
+	c->fee_offramp_bps = (int)v;
+	if (c->fee_platform_bps + c->fee_onramp_bps + c->fee_offramp_bps >= 10000) {
+		cfg_fail("FEE_PLATFORM_BPS", "the three FEE_*_BPS together must be below 10000");
+		goto fail;
+	}
+	if (cfg_str("LOG_LEVEL", "info", 16, &level))
+		goto fail;
+	if (log_parse_level(level, &c->log_level) != 0) {
+		cfg_fail("LOG_LEVEL", "must be debug, info, warn or error (got \"%s\")", level);
+		goto fail;
+	}
+	if (cfg_enum("LOG_FORMAT", "json", formats, &fmt))
+		goto fail;
+	c->log_json = fmt == 0;
+	if (cfg_int("API_THREADS", 0, 0, 256, &v))
+		goto fail;
+	c->threads = (int)v;
+	if (c->threads == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		c->threads = n > 0 ? (int)n : 1;
+	}
+	if (cfg_int("DB_POOL_SIZE", 2, 1, 64, &v))
+		goto fail;
+	c->db_pool_size = (int)v;
+	if (cfg_int("DB_QUERY_TIMEOUT_MS", 5000, 10, 600000, &v))
+		goto fail;
+	c->db_timeout_ms = (int)v;
+	if (cfg_int("REDIS_TIMEOUT_MS", 2000, 10, 600000, &v))
+		goto fail;
+	c->redis_timeout_ms = (int)v;
+	if (cfg_int("API_KEY_CACHE_SECONDS", 30, 0, 86400, &v))
+		goto fail;
+	c->key_cache_seconds = (int)v;
+	if (cfg_int("SHUTDOWN_GRACE_SECONDS", 10, 0, 3600, &v))
+		goto fail;
+	c->grace_seconds = (int)v;
+	free(keys);
+	free(level);
+	return 0;
+fail:
+	free(keys);
+	free(level);
+	api_config_free(c);
+	return -1;
+}
+
+void api_config_free(struct api_config *c)
+{
+	free(c->database_url);
+	free(c->redis_url);
+	free(c->redis_prefix);
+	for (size_t i = 0; i < c->n_api_keys; i++)
+		free(c->api_keys[i]);
+	free(c->api_keys);
+	memset(c, 0, sizeof(*c));
+}

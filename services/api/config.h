@@ -1,0 +1,37 @@
+/* config.h - the api daemon's configuration, read from the environment. */
+#ifndef API_CONFIG_H
+#define API_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/log.h"
+
+struct api_config {
+	char *database_url;
+	char *redis_url;
+	char *redis_prefix;
+	char listen_host[64];
+	int listen_port;
+	char **api_keys; /* static keys from API_KEYS */
+	size_t n_api_keys;
+	long long rate_rps, rate_burst;
+	long long quote_ttl;
+	int fee_platform_bps, fee_onramp_bps, fee_offramp_bps;
+	enum log_level log_level;
+	bool log_json;
+	int threads;          /* API_THREADS: event loops; 0 in the env = one per core */
+	int db_pool_size;     /* DB_POOL_SIZE: connections per loop */
+	int db_timeout_ms;    /* DB_QUERY_TIMEOUT_MS */
+	int redis_timeout_ms; /* REDIS_TIMEOUT_MS */
+	int key_cache_seconds; /* API_KEY_CACHE_SECONDS: DB key lookups cached this long */
+	int grace_seconds;     /* SHUTDOWN_GRACE_SECONDS */
+};
+
+/* Reads and validates every variable. Returns 0, or -1 after printing
+ * "config: NAME: why" for the first bad one. On success free with
+ * api_config_free. */
+int api_config_load(struct api_config *c) __attribute__((warn_unused_result));
+void api_config_free(struct api_config *c);
+
+#endif

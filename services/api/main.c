@@ -1,0 +1,276 @@
+/* main.c - rampart-api: configuration, one event loop per core sharing the
+ * port through SO_REUSEPORT, signals, graceful drain, teardown. */
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "app.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "common/pg.h"
+#include "common/redis.h"
+
+#define RAMPART_VERSION "0.1.0"
+
+static const struct http_route routes[] = {
+	{"POST", "/v1/quotes", quotes_create, HTTP_AUTH | HTTP_JSON_BODY},
+	{"GET", "/v1/quotes/{id}", quotes_get, HTTP_AUTH},
+	{"GET", "/health", health_full, 0},
+	{"GET", "/healthz", health_live, 0},
+	{"GET", "/readyz", health_ready, 0},
+	{"GET", "/metrics", health_metrics, 0},
+};
+
+uint64_t api_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+int64_t api_wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Per-loop gauges and shutdown                                             */
+/* ------------------------------------------------------------------------ */
+
+static void gauges_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct loop *l = arg;
+	struct pg_pool_stats st;
+	char labels[32];
+	(void)fd;
+	(void)what;
+	snprintf(labels, sizeof(labels), "loop=\"%d\"", l->index);
+	pg_pool_stats(l->pg, &st);
+	metric_set(metrics_gauge("rampart_db_connections", "Open PostgreSQL connections", labels),
+		   st.connections);
+	metric_set(metrics_gauge("rampart_db_inflight", "Statements awaiting results", labels),
+		   st.inflight);
+	metric_set(metrics_gauge("rampart_db_queued", "Statements waiting for a connection",
+				 labels),
+		   st.queued);
+	metric_set(metrics_gauge("rampart_redis_connected", "1 when connected to Redis", labels),
+		   rds_connected(l->redis));
+	metric_set(metrics_gauge("rampart_http_inflight", "Requests not yet answered", labels),
+		   (int64_t)http_server_inflight(l->http));
+}
+
+/* Waits for in-flight requests (or the grace period), then ends the loop. */
+static void drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct loop *l = arg;
+	(void)fd;
+	(void)what;
+	size_t left = http_server_inflight(l->http);
+	if (left > 0 && api_now_us() < l->drain_deadline_us)
+		return;
+	if (left > 0)
+		log_event(LOG_WARN, "grace period over, dropping requests", LF_I("loop", l->index),
+			  LF_I("inflight", (long long)left));
+	event_base_loopbreak(l->base);
+}
+
+static void stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct loop *l = arg;
+	struct timeval tv = {0, 20000};
+	(void)fd;
+	(void)what;
+	http_server_stop_accepting(l->http);
+	l->drain_deadline_us = api_now_us() + (uint64_t)l->app->cfg.grace_seconds * 1000000u;
+	event_add(l->drain_ev, &tv);
+}
+
+static void *loop_main(void *arg)
+{
+	struct loop *l = arg;
+	event_base_dispatch(l->base);
+	return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Set-up and teardown                                                      */
+/* ------------------------------------------------------------------------ */
+
+static int loop_init(struct app *a, struct loop *l, int index)
+{
+	char name[32];
+	struct timeval one_sec = {1, 0};
+	l->app = a;
+	l->index = index;
+	l->base = event_base_new();
+	if (!l->base)
+		return -1;
+	snprintf(name, sizeof(name), "api-%d", index);
+	struct pg_pool_opts po = {.conninfo = a->cfg.database_url,
+				  .size = a->cfg.db_pool_size,
+				  .max_queue = 10000,
+				  .max_pipeline = 512,
+				  .query_timeout_ms = a->cfg.db_timeout_ms,
+				  .connect_timeout_ms = 5000,
+				  .name = name};
+	struct rds_opts ro = {.url = a->cfg.redis_url,
+			      .connect_timeout_ms = 3000,
+			      .command_timeout_ms = a->cfg.redis_timeout_ms,
+			      .name = name};
+	l->pg = pg_pool_new(l->base, &po);
+	l->redis = rds_new(l->base, &ro);
+	l->http = http_server_new(l->base, routes, sizeof(routes) / sizeof(routes[0]), l);
+	if (!l->pg || !l->redis || !l->http)
+		return -1;
+	http_server_set_auth(l->http, auth_hook);
+	if (auth_loop_init(l) != 0 || quotes_init(l) != 0)
+		return -1;
+	l->stop_ev = event_new(l->base, -1, 0, stop_cb, l);
+	l->drain_ev = event_new(l->base, -1, EV_PERSIST, drain_tick, l);
+	l->gauges_ev = event_new(l->base, -1, EV_PERSIST, gauges_tick, l);
+	if (!l->stop_ev || !l->drain_ev || !l->gauges_ev)
+		return -1;
+	event_add(l->gauges_ev, &one_sec);
+	if (index == 0)
+		market_start(l);
+	return http_server_listen(l->http, a->cfg.listen_host, a->cfg.listen_port,
+				  a->nloops > 1);
+}
+
+/* Reverse order of loop_init. The HTTP server goes first so that requests
+ * still waiting on the database are marked gone; the pool and Redis client
+ * then fail their callbacks, whose replies are dropped. */
+static void loop_free(struct loop *l)
+{
+	if (l->http)
+		http_server_free(l->http);
+	pg_batcher_free(l->quote_insert);
+	pg_pool_free(l->pg);
+	rds_free(l->redis);
+	keycache_free(l->keys);
+	if (l->market_ev)
+		event_free(l->market_ev);
+	if (l->stop_ev)
+		event_free(l->stop_ev);
+	if (l->drain_ev)
+		event_free(l->drain_ev);
+	if (l->gauges_ev)
+		event_free(l->gauges_ev);
+	if (l->base)
+		event_base_free(l->base);
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct event_base *main_base = arg;
+	(void)what;
+	log_event(LOG_INFO, "shutting down", LF_S("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"));
+	event_base_loopbreak(main_base);
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: rampart-api [--migrate | --version | --help]\n"
+		     "  (no option)  serve the REST API on API_LISTEN\n"
+		     "  --migrate    apply pending database migrations and exit\n"
+		     "Configuration comes from the environment; see README.md.\n");
+}
+
+int main(int argc, char **argv)
+{
+	struct app a;
+	bool migrate = false;
+	int rc = 1;
+
+	memset(&a, 0, sizeof(a));
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--migrate") == 0) {
+			migrate = true;
+		} else if (strcmp(argv[i], "--version") == 0) {
+			printf("rampart-api %s\n", RAMPART_VERSION);
+			return 0;
+		} else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			usage(stdout);
+			return 0;
+		} else {
+			fprintf(stderr, "rampart-api: unknown option %s\n", argv[i]);
+			usage(stderr);
+			return 2;
+		}
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (api_config_load(&a.cfg) != 0)
+		return 1;
+	log_init("api", a.cfg.log_level, a.cfg.log_json);
+	srand((unsigned)api_now_us());
+	if (migrate) {
+		rc = migrate_run(a.cfg.database_url) == 0 ? 0 : 1;
+		api_config_free(&a.cfg);
+		return rc;
+	}
+
+	evthread_use_pthreads();
+	snprintf(a.snapshot_key, sizeof(a.snapshot_key), "%s:market:snapshot",
+		 a.cfg.redis_prefix);
+	snprintf(a.jobs_key, sizeof(a.jobs_key), "%s:{payments}:jobs", a.cfg.redis_prefix);
+	snprintf(a.dlq_key, sizeof(a.dlq_key), "%s:{payments}:dlq", a.cfg.redis_prefix);
+	atomic_init(&a.draining, false);
+	struct event_base *main_base = event_base_new();
+	struct event *sigterm = NULL, *sigint = NULL;
+	if (!main_base || market_init(&a.market) != 0 || auth_init(&a) != 0)
+		goto done;
+	a.nloops = a.cfg.threads;
+	a.loops = calloc((size_t)a.nloops, sizeof(*a.loops));
+	if (!a.loops)
+		goto done;
+	for (int i = 0; i < a.nloops; i++) {
+		if (loop_init(&a, &a.loops[i], i) != 0) {
+			log_event(LOG_ERROR, "start-up failed", LF_I("loop", i));
+			goto done;
+		}
+	}
+	sigterm = evsignal_new(main_base, SIGTERM, signal_cb, main_base);
+	sigint = evsignal_new(main_base, SIGINT, signal_cb, main_base);
+	if (!sigterm || !sigint || evsignal_add(sigterm, NULL) || evsignal_add(sigint, NULL))
+		goto done;
+	int started = 0;
+	for (; started < a.nloops; started++)
+		if (pthread_create(&a.loops[started].thread, NULL, loop_main, &a.loops[started]))
+			break;
+	log_event(LOG_INFO, "rampart-api listening", LF_S("host", a.cfg.listen_host),
+		  LF_I("port", a.cfg.listen_port), LF_I("loops", a.nloops),
+		  LF_S("version", RAMPART_VERSION));
+	if (started == a.nloops)
+		event_base_dispatch(main_base);
+
+	/* Drain: readiness turns 503, listeners close, in-flight requests finish. */
+	atomic_store(&a.draining, true);
+	for (int i = 0; i < started; i++)
+		event_active(a.loops[i].stop_ev, EV_TIMEOUT, 0);
+	for (int i = 0; i < started; i++)
+		pthread_join(a.loops[i].thread, NULL);
+	rc = started == a.nloops ? 0 : 1;
+	log_event(LOG_INFO, "stopped", LF_I("exit_code", rc));
+done:
+	if (sigterm)
+		event_free(sigterm);
+	if (sigint)
+		event_free(sigint);
+	for (int i = 0; a.loops && i < a.nloops; i++)
+		loop_free(&a.loops[i]);
+	free(a.loops);
+	auth_free(&a);
+	market_free(&a.market);
+	if (main_base)
+		event_base_free(main_base);
+	api_config_free(&a.cfg);
+	metrics_shutdown();
+	libevent_global_shutdown();
+	return rc;
+}

@@ -1,0 +1,130 @@
+/* market.c - FX rates for quotes: the feeengine's Redis snapshot
+ * (<prefix>:market:snapshot, fields fx.<CUR> = units per 1 USD), re-read at
+ * most once a second by loop 0, with money.h's defaults for anything missing. */
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "common/log.h"
+#include "common/redis.h"
+
+int market_init(struct market *m)
+{
+	memset(m, 0, sizeof(*m));
+	money_currencies(&m->n);
+	m->per_usd = calloc(m->n, sizeof(*m->per_usd));
+	if (!m->per_usd)
+		return -1;
+	pthread_mutex_init(&m->mu, NULL);
+	return 0;
+}
+
+void market_free(struct market *m)
+{
+	if (!m->per_usd)
+		return;
+	pthread_mutex_destroy(&m->mu);
+	free(m->per_usd);
+	m->per_usd = NULL;
+}
+
+int64_t market_per_usd(struct market *m, const struct currency *c, const char **source)
+{
+	size_t n;
+	const struct currency *all = money_currencies(&n);
+	size_t idx = (size_t)(c - all);
+	int64_t v = 0;
+
+	pthread_mutex_lock(&m->mu);
+	if (idx < m->n)
+		v = m->per_usd[idx];
+	/* The source strings are literals picked in snapshot_done's caller. */
+	if (v > 0)
+		*source = strcmp(m->source, "cached") == 0    ? "cached"
+			  : strcmp(m->source, "default") == 0 ? "default"
+							      : "live";
+	pthread_mutex_unlock(&m->mu);
+	if (v > 0)
+		return v;
+	*source = "default";
+	return c->per_usd;
+}
+
+/* HGETALL <prefix>:market:snapshot -> replaces the shared table. Invalid
+ * values are ignored field by field (the default stays for that currency). */
+static void snapshot_done(void *arg, redisReply *reply, const char *err)
+{
+	struct loop *l = arg;
+	struct market *m = &l->app->market;
+	size_t n;
+	const struct currency *all = money_currencies(&n);
+	static bool warned_bad;
+
+	if (err || !reply || reply->type != REDIS_REPLY_ARRAY)
+		return; /* Redis down: keep the last rates we had */
+	int64_t *fresh = calloc(m->n, sizeof(*fresh));
+	if (!fresh)
+		return;
+	char source[16] = "";
+	int64_t as_of = 0;
+	for (size_t i = 0; i + 1 < reply->elements; i += 2) {
+		const redisReply *k = reply->element[i], *v = reply->element[i + 1];
+		if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+			continue;
+		if (strncmp(k->str, "fx.", 3) != 0)
+			continue;
+		const char *field = k->str + 3;
+		if (strcmp(field, "source") == 0) {
+			snprintf(source, sizeof(source), "%s", v->str);
+			continue;
+		}
+		if (strcmp(field, "as_of") == 0) {
+			as_of = strtoll(v->str, NULL, 10);
+			continue;
+		}
+		const struct currency *c = money_currency(field);
+		int64_t rate;
+		if (!c)
+			continue;
+		if (money_rate_parse(v->str, &rate) != MONEY_OK) {
+			if (!warned_bad)
+				log_event(LOG_WARN, "ignoring invalid snapshot rate",
+					  LF_S("field", k->str), LF_S("value", v->str));
+			warned_bad = true;
+			continue;
+		}
+		fresh[c - all] = rate;
+	}
+	if (strcmp(source, "live") != 0 && strcmp(source, "cached") != 0 &&
+	    strcmp(source, "default") != 0)
+		snprintf(source, sizeof(source), "live"); /* absent or unknown */
+	pthread_mutex_lock(&m->mu);
+	memcpy(m->per_usd, fresh, m->n * sizeof(*fresh));
+	snprintf(m->source, sizeof(m->source), "%s", source);
+	m->as_of = as_of;
+	m->have_snapshot = reply->elements > 0;
+	pthread_mutex_unlock(&m->mu);
+	free(fresh);
+}
+
+static void market_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct loop *l = arg;
+	(void)fd;
+	(void)what;
+	if (rds_connected(l->redis) &&
+	    rds_command(l->redis, snapshot_done, l, "HGETALL %s", l->app->snapshot_key) != 0)
+		log_debug("market snapshot read not sent");
+}
+
+void market_start(struct loop *l)
+{
+	struct timeval tv = {1, 0};
+	l->market_ev = event_new(l->base, -1, EV_PERSIST, market_tick, l);
+	if (!l->market_ev)
+		return;
+	event_add(l->market_ev, &tv);
+	event_active(l->market_ev, EV_TIMEOUT, 0); /* read once right away */
+}

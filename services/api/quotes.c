@@ -1,0 +1,302 @@
+/* quotes.c - POST /v1/quotes and GET /v1/quotes/{id}: rate-locked quotes. */
+#include <event2/event.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "app.h"
+#include "common/ids.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "common/pg.h"
+
+/* Transfers at or above this many US cents settle on Ethereum L1 (SPEC 6). */
+#define L1_THRESHOLD_USD_CENTS 50000000LL
+
+/* Concurrent quote inserts are merged into one statement over arrays: one
+ * round trip and one commit for a whole loop iteration's worth of quotes. */
+static const char insert_sql[] =
+	"INSERT INTO quotes (id, api_key_id, amount, currency, payout_currency, exchange_rate,"
+	" platform_fee, onramp_fee, offramp_fee, total_fees, guaranteed_payout, chain, priority,"
+	" rate_source, created_at, expires_at)"
+	" SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],"
+	" $6::numeric[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[],"
+	" $12::text[], $13::text[], $14::text[], $15::timestamptz[], $16::timestamptz[])";
+#define INSERT_COLS 16
+
+static const char get_sql[] =
+	"SELECT id, amount, currency, payout_currency, exchange_rate::text, platform_fee,"
+	" onramp_fee, offramp_fee, total_fees, guaranteed_payout, chain, priority, rate_source,"
+	" (extract(epoch FROM created_at) * 1000)::bigint,"
+	" (extract(epoch FROM expires_at) * 1000)::bigint"
+	" FROM quotes WHERE id = $1";
+
+struct quote {
+	char id[ID_MAX];
+	int64_t amount;
+	const struct currency *from, *to;
+	int64_t rate;
+	struct money_quote m;
+	const char *chain;
+	const char *priority;
+	const char *rate_source;
+	int64_t created_ms, expires_ms;
+};
+
+struct quote_req {
+	struct http_req *r;
+	struct loop *l;
+	struct quote q;
+};
+
+static struct metric *m_created, *m_insert_failed;
+
+int quotes_init(struct loop *l)
+{
+	l->quote_insert = pg_batcher_new(l->pg, insert_sql, INSERT_COLS, 512, 2);
+	l->stmts[STMT_QUOTE_GET] = pg_prepare(l->pg, get_sql, 1);
+	if (!l->quote_insert || l->stmts[STMT_QUOTE_GET] < 0)
+		return -1;
+	m_created = metrics_counter("rampart_quotes_created_total", "Quotes created", "");
+	m_insert_failed = metrics_counter("rampart_quote_insert_failures_total",
+					  "Quotes not stored because the database failed", "");
+	return 0;
+}
+
+/* RFC 3339 UTC with milliseconds: 2026-11-22T01:41:35.123Z */
+static void format_time(int64_t ms, char out[32])
+{
+	time_t secs = (time_t)(ms / 1000);
+	struct tm tm;
+	gmtime_r(&secs, &tm);
+	size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out + n, 32 - n, ".%03dZ", (int)(ms % 1000));
+}
+
+/* The quote object of SPEC 4. New reference. */
+static json_t *quote_json(const struct quote *q)
+{
+	char rate[MONEY_RATE_STRLEN], created[32], expires[32];
+	int64_t left_ms = q->expires_ms - api_wall_ms();
+	money_rate_format(q->rate, rate, sizeof(rate));
+	format_time(q->created_ms, created);
+	format_time(q->expires_ms, expires);
+	return json_pack("{s:s, s:I, s:s, s:s, s:{s:I, s:I, s:I, s:I, s:s}, s:I, s:s, s:s, s:s,"
+			 " s:s, s:s, s:I, s:s}",
+			 "id", q->id, "amount", (json_int_t)q->amount, "currency", q->from->code,
+			 "exchange_rate", rate, "fees", "platform_fee",
+			 (json_int_t)q->m.platform_fee, "onramp_fee", (json_int_t)q->m.onramp_fee,
+			 "offramp_fee", (json_int_t)q->m.offramp_fee, "total_fees",
+			 (json_int_t)q->m.total_fees, "currency", q->from->code,
+			 "guaranteed_payout", (json_int_t)q->m.payout, "payout_currency",
+			 q->to->code, "chain", q->chain, "priority", q->priority, "rate_source",
+			 q->rate_source, "expires_at", expires, "valid_for_seconds",
+			 (json_int_t)(left_ms > 0 ? left_ms / 1000 : 0), "created_at", created);
+}
+
+/* Placeholder routing until the fee engine's router lands: Ethereum L1 for
+ * transfers worth $500,000 or more, Base (a cheap L2) below. */
+static const char *pick_chain(int64_t amount, const struct currency *from, int64_t from_per_usd)
+{
+	int64_t to_usd, cents;
+	if (money_cross_rate(from_per_usd, MONEY_RATE_SCALE, &to_usd) != MONEY_OK ||
+	    money_convert(amount, to_usd, from->exponent, 2, &cents) != MONEY_OK)
+		return "ethereum"; /* too large to even express in cents */
+	return cents >= L1_THRESHOLD_USD_CENTS ? "ethereum" : "base";
+}
+
+static void insert_done(void *arg, const char *err)
+{
+	struct quote_req *qr = arg;
+	if (err) {
+		metric_inc(m_insert_failed);
+		log_event(LOG_WARN, "quote not stored", LF_S("request_id", http_req_id(qr->r)),
+			  LF_S("quote_id", qr->q.id), LF_S("error", err));
+		http_reply_error(qr->r, 503, "SERVICE_UNAVAILABLE", NULL,
+				 "the quote could not be stored: database unavailable");
+	} else {
+		metric_inc(m_created);
+		http_reply_json(qr->r, 201, quote_json(&qr->q));
+	}
+	free(qr);
+}
+
+static int currency_param(struct http_req *r, const json_t *body, const char *name,
+			  const struct currency **out)
+{
+	const char *code = jv_str(body, name);
+	*out = money_currency(code);
+	if (*out)
+		return 0;
+	http_reply_error(r, 400, "UNSUPPORTED_CURRENCY", name, "%s \"%s\" is not a supported currency",
+			 name, code);
+	return -1;
+}
+
+/* POST /v1/quotes {from_currency, to_currency, amount, priority?} */
+void quotes_create(struct http_req *r, void *arg)
+{
+	static const struct jv_field fields[] = {
+		{"from_currency", JV_STRING, true, 16, NULL},
+		{"to_currency", JV_STRING, true, 16, NULL},
+		{"priority", JV_STRING, false, 16, NULL},
+	};
+	struct loop *l = arg;
+	struct app *a = l->app;
+	json_t *body = http_req_json(r);
+	struct jv_error e;
+	struct quote q = {0};
+	const char *src_from, *src_to;
+
+	if (jv_check(body, fields, sizeof(fields) / sizeof(fields[0]), &e) != 0 ||
+	    jv_amount(body, "amount", &q.amount, &e) != 0) {
+		http_reply_error(r, e.status, e.code, e.param[0] ? e.param : NULL, "%s", e.message);
+		return;
+	}
+	if (currency_param(r, body, "from_currency", &q.from) ||
+	    currency_param(r, body, "to_currency", &q.to))
+		return;
+	if (q.from == q.to) {
+		http_reply_error(r, 400, "SAME_CURRENCY", "to_currency",
+				 "from_currency and to_currency must differ");
+		return;
+	}
+	q.priority = "standard";
+	const char *prio = jv_str(body, "priority");
+	if (prio && strcmp(prio, "standard") != 0) {
+		if (strcmp(prio, "express") != 0) {
+			http_reply_error(r, 400, "INVALID_FIELD", "priority",
+					 "priority must be \"standard\" or \"express\"");
+			return;
+		}
+		q.priority = "express";
+	}
+
+	int64_t from_usd = market_per_usd(&a->market, q.from, &src_from);
+	int64_t to_usd = market_per_usd(&a->market, q.to, &src_to);
+	/* The quote is as fresh as its staler rate. */
+	q.rate_source = strcmp(src_from, "default") == 0 || strcmp(src_to, "default") == 0
+				? "default"
+			: strcmp(src_from, "cached") == 0 || strcmp(src_to, "cached") == 0 ? "cached"
+											    : "live";
+	struct money_fees_bps bps = {a->cfg.fee_platform_bps, a->cfg.fee_onramp_bps,
+				     a->cfg.fee_offramp_bps};
+	enum money_err me = money_cross_rate(from_usd, to_usd, &q.rate);
+	if (me == MONEY_OK)
+		me = money_quote(q.amount, q.rate, q.from, q.to, &bps, &q.m);
+	switch (me) {
+	case MONEY_OK:
+		break;
+	case MONEY_ETOOSMALL:
+		http_reply_error(r, 400, "AMOUNT_TOO_SMALL", "amount",
+				 "amount %" PRId64 " %s does not cover the fees or pays out nothing",
+				 q.amount, q.from->code);
+		return;
+	case MONEY_EOVERFLOW:
+		http_reply_error(r, 400, "AMOUNT_TOO_LARGE", "amount",
+				 "amount %" PRId64 " %s is too large to convert to %s", q.amount,
+				 q.from->code, q.to->code);
+		return;
+	default:
+		http_reply_error(r, 400, "INVALID_AMOUNT", "amount",
+				 "amount must be a positive integer in minor units");
+		return;
+	}
+	q.chain = pick_chain(q.amount, q.from, from_usd);
+	if (id_new("quote", q.id) != 0) {
+		http_reply_error(r, 503, "SERVICE_UNAVAILABLE", NULL, "random source unavailable");
+		return;
+	}
+	q.created_ms = api_wall_ms();
+	q.expires_ms = q.created_ms + a->cfg.quote_ttl * 1000;
+
+	struct quote_req *qr = malloc(sizeof(*qr));
+	if (!qr) {
+		http_reply_error(r, 503, "SERVICE_UNAVAILABLE", NULL, "out of memory");
+		return;
+	}
+	qr->r = r;
+	qr->l = l;
+	qr->q = q;
+	char amount[24], rate[MONEY_RATE_STRLEN], pf[24], of[24], ff[24], tf[24], payout[24];
+	char created[32], expires[32];
+	snprintf(amount, sizeof(amount), "%" PRId64, q.amount);
+	money_rate_format(q.rate, rate, sizeof(rate));
+	snprintf(pf, sizeof(pf), "%" PRId64, q.m.platform_fee);
+	snprintf(of, sizeof(of), "%" PRId64, q.m.onramp_fee);
+	snprintf(ff, sizeof(ff), "%" PRId64, q.m.offramp_fee);
+	snprintf(tf, sizeof(tf), "%" PRId64, q.m.total_fees);
+	snprintf(payout, sizeof(payout), "%" PRId64, q.m.payout);
+	format_time(q.created_ms, created);
+	format_time(q.expires_ms, expires);
+	const char *row[INSERT_COLS] = {
+		q.id,	 auth_principal(r)->key_id,
+		amount,	 q.from->code,
+		q.to->code, rate,
+		pf,	 of,
+		ff,	 tf,
+		payout,	 q.chain,
+		q.priority, q.rate_source,
+		created, expires,
+	};
+	if (pg_batcher_add(l->quote_insert, row, insert_done, qr) != 0) {
+		free(qr);
+		http_reply_error(r, 503, "SERVICE_UNAVAILABLE", NULL, "database unavailable");
+	}
+}
+
+static void get_done(void *arg, const PGresult *res, const char *err)
+{
+	struct http_req *r = arg;
+	struct quote q = {0};
+	if (err) {
+		log_event(LOG_WARN, "quote lookup failed", LF_S("request_id", http_req_id(r)),
+			  LF_S("error", err));
+		http_reply_error(r, 503, "SERVICE_UNAVAILABLE", NULL, "database unavailable");
+		return;
+	}
+	if (PQntuples(res) != 1) {
+		http_reply_error(r, 404, "QUOTE_NOT_FOUND", "id", "no quote %s (unknown or expired and cleaned up)",
+				 http_req_param(r, "id"));
+		return;
+	}
+	snprintf(q.id, sizeof(q.id), "%s", PQgetvalue(res, 0, 0));
+	q.amount = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	q.from = money_currency(PQgetvalue(res, 0, 2));
+	q.to = money_currency(PQgetvalue(res, 0, 3));
+	if (!q.from || !q.to || money_rate_parse(PQgetvalue(res, 0, 4), &q.rate) != MONEY_OK) {
+		log_event(LOG_ERROR, "stored quote is unreadable", LF_S("quote_id", q.id));
+		http_reply_error(r, 500, "INTERNAL_ERROR", NULL, "stored quote is unreadable");
+		return;
+	}
+	q.m.platform_fee = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
+	q.m.onramp_fee = strtoll(PQgetvalue(res, 0, 6), NULL, 10);
+	q.m.offramp_fee = strtoll(PQgetvalue(res, 0, 7), NULL, 10);
+	q.m.total_fees = strtoll(PQgetvalue(res, 0, 8), NULL, 10);
+	q.m.payout = strtoll(PQgetvalue(res, 0, 9), NULL, 10);
+	q.chain = PQgetvalue(res, 0, 10);
+	q.priority = PQgetvalue(res, 0, 11);
+	q.rate_source = PQgetvalue(res, 0, 12);
+	q.created_ms = strtoll(PQgetvalue(res, 0, 13), NULL, 10);
+	q.expires_ms = strtoll(PQgetvalue(res, 0, 14), NULL, 10);
+	http_reply_json(r, 200, quote_json(&q));
+}
+
+/* GET /v1/quotes/{id} */
+void quotes_get(struct http_req *r, void *arg)
+{
+	struct loop *l = arg;
+	const char *id = http_req_param(r, "id");
+	if (!id || !id_valid("quote", id)) {
+		http_reply_error(r, 400, "INVALID_ID", "id",
+				 "quote ids look like quote_<uuid>, e.g. "
+				 "quote_2f1c0b7e-6a55-4e0c-9a51-6d1f3b2b1c9e");
+		return;
+	}
+	const char *params[] = {id};
+	if (pg_exec(l->pg, l->stmts[STMT_QUOTE_GET], params, get_done, r) != 0)
+		http_reply_error(r, 503, "SERVICE_UNAVAILABLE", NULL, "database unavailable");
+}
