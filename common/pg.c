@@ -10,6 +10,7 @@
 #include <sys/queue.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 
 #define PG_MAX_TX 16
@@ -86,13 +87,6 @@ struct pg_pool {
 	uint64_t reconnects;
 };
 
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 static void conn_connect(struct pg_conn *c);
 static void conn_fail(struct pg_conn *c, const char *why);
 static void conn_read_cb(evutil_socket_t fd, short what, void *arg);
@@ -136,7 +130,7 @@ static struct pgq *pgq_new(struct pg_pool *p, enum pgq_kind kind, const struct p
 	q->kind = kind;
 	q->n = n;
 	if (p->query_timeout_ms > 0)
-		q->deadline_us = now_us() + (uint64_t)p->query_timeout_ms * 1000u;
+		q->deadline_us = clock_mono_us() + (uint64_t)p->query_timeout_ms * 1000u;
 	const char **ptrs = (const char **)(void *)&q->stmts[n];
 	size_t nptrs = 0;
 	for (int i = 0; i < n; i++)
@@ -547,7 +541,7 @@ static void conn_poll_cb(evutil_socket_t fd, short what, void *arg)
 	struct pg_conn *c = arg;
 	(void)fd;
 	if (what & EV_TIMEOUT) {
-		if (c->state == C_CONNECTING && now_us() >= c->connect_deadline_us) {
+		if (c->state == C_CONNECTING && clock_mono_us() >= c->connect_deadline_us) {
 			conn_fail(c, "connect timeout");
 			return;
 		}
@@ -584,7 +578,7 @@ static void conn_poll(struct pg_conn *c)
 	}
 	/* Reading or writing: wait for the socket (it may change between calls). */
 	short ev = st == PGRES_POLLING_WRITING ? EV_WRITE : EV_READ;
-	uint64_t now = now_us();
+	uint64_t now = clock_mono_us();
 	uint64_t left = c->connect_deadline_us > now ? c->connect_deadline_us - now : 0;
 	struct timeval tv = {(time_t)(left / 1000000u), (suseconds_t)(left % 1000000u)};
 	event_del(&c->rev);
@@ -631,7 +625,7 @@ static void conn_connect(struct pg_conn *c)
 	if (c->state == C_DOWN && c->backoff_ms)
 		p->reconnects++;
 	c->state = C_CONNECTING;
-	c->connect_deadline_us = now_us() + (uint64_t)p->connect_timeout_ms * 1000u;
+	c->connect_deadline_us = clock_mono_us() + (uint64_t)p->connect_timeout_ms * 1000u;
 	conn_poll(c);
 }
 
@@ -642,7 +636,7 @@ static void conn_connect(struct pg_conn *c)
 static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct pg_pool *p = arg;
-	uint64_t now = now_us();
+	uint64_t now = clock_mono_us();
 	struct pgq *q;
 	(void)fd;
 	(void)what;

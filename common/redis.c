@@ -12,6 +12,7 @@
 #include <sys/queue.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 
 #define RDS_BACKOFF_MIN_MS 100
@@ -53,13 +54,6 @@ struct rds {
 	struct rcmd_list pending; /* in send order, so oldest first */
 	size_t npending;
 };
-
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 static void rds_connect(struct rds *r);
 
@@ -236,7 +230,7 @@ static void rds_connect(struct rds *r)
 	redisAsyncSetConnectCallback(ac, connect_cb);
 	redisAsyncSetDisconnectCallback(ac, disconnect_cb);
 	r->ac = ac;
-	r->connect_deadline_us = now_us() + (uint64_t)r->connect_timeout_ms * 1000u;
+	r->connect_deadline_us = clock_mono_us() + (uint64_t)r->connect_timeout_ms * 1000u;
 	/* Queued now, sent first once connected: commands pipelined after them
 	 * run authenticated and in the right database. */
 	if (r->password) {
@@ -268,7 +262,7 @@ static void drop_connection(struct rds *r, const char *why)
 static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct rds *r = arg;
-	uint64_t now = now_us();
+	uint64_t now = clock_mono_us();
 	struct rcmd *c, *tmp;
 	(void)fd;
 	(void)what;
@@ -359,7 +353,7 @@ static struct rcmd *rcmd_new(struct rds *r, rds_cb cb, void *arg, int timeout_ms
 	if (timeout_ms == 0)
 		timeout_ms = r->command_timeout_ms;
 	if (timeout_ms > 0)
-		c->deadline_us = now_us() + (uint64_t)timeout_ms * 1000u;
+		c->deadline_us = clock_mono_us() + (uint64_t)timeout_ms * 1000u;
 	return c;
 }
 

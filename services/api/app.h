@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/clock.h"
 #include "common/http.h"
 #include "common/money.h"
 #include "config.h"
@@ -113,7 +114,5 @@ void health_metrics(struct http_req *r, void *loop);
  * private event loop (start-up only). Returns 0 or -1. */
 int migrate_run(const char *database_url) __attribute__((warn_unused_result));
 
-uint64_t api_now_us(void);  /* monotonic */
-int64_t api_wall_ms(void);  /* unix epoch milliseconds */
 
 #endif

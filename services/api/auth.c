@@ -48,7 +48,7 @@ static unsigned str_hash(const char *s)
  * = 0 when allowed or the seconds until a token is due; NULL on OOM. */
 static struct bucket *ratelimit_take(struct ratelimit *rl, const char *key_id, int *retry_after)
 {
-	uint64_t now = api_now_us();
+	uint64_t now = clock_mono_us();
 	unsigned slot = str_hash(key_id) % RL_BUCKETS;
 	struct bucket *b;
 
@@ -248,7 +248,7 @@ static void key_lookup_done(void *arg, const PGresult *res, const char *err)
 	memcpy(s->hash, kl->hash, 32);
 	s->used = true;
 	s->valid = PQntuples(res) == 1;
-	s->expires_us = api_now_us() + (uint64_t)l->app->cfg.key_cache_seconds * 1000000u;
+	s->expires_us = clock_mono_us() + (uint64_t)l->app->cfg.key_cache_seconds * 1000000u;
 	if (s->valid)
 		snprintf(s->key_id, sizeof(s->key_id), "%s", PQgetvalue(res, 0, 0));
 	free(kl);
@@ -295,7 +295,7 @@ void auth_hook(struct http_req *r, void *arg)
 		return;
 	}
 	struct keyslot *s = keycache_slot(l->keys, hash);
-	if (s->used && CRYPTO_memcmp(s->hash, hash, 32) == 0 && s->expires_us > api_now_us()) {
+	if (s->used && CRYPTO_memcmp(s->hash, hash, 32) == 0 && s->expires_us > clock_mono_us()) {
 		if (s->valid)
 			admit(l, r, s->key_id);
 		else

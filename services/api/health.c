@@ -94,7 +94,7 @@ static void check_done(struct health *h, int which, bool up, const char *err)
 	struct check *c = &h->ck[which];
 	c->done = true;
 	c->up = up;
-	c->latency_us = api_now_us() - h->start_us;
+	c->latency_us = clock_mono_us() - h->start_us;
 	if (err)
 		snprintf(c->error, sizeof(c->error), "%s", err);
 	for (int i = 0; i < CK_COUNT; i++)
@@ -198,7 +198,7 @@ void health_full(struct http_req *r, void *arg)
 	}
 	h->r = r;
 	h->l = l;
-	h->start_us = api_now_us();
+	h->start_us = clock_mono_us();
 	h->deadline = evtimer_new(l->base, deadline_cb, h);
 	struct timeval tv = {0, HEALTH_DEADLINE_MS * 1000};
 	if (h->deadline)

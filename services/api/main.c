@@ -25,20 +25,6 @@ static const struct http_route routes[] = {
 	{"GET", "/metrics", health_metrics, 0},
 };
 
-uint64_t api_now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-int64_t api_wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Per-loop gauges and shutdown                                             */
 /* ------------------------------------------------------------------------ */
@@ -72,7 +58,7 @@ static void drain_tick(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	size_t left = http_server_inflight(l->http);
-	if (left > 0 && api_now_us() < l->drain_deadline_us)
+	if (left > 0 && clock_mono_us() < l->drain_deadline_us)
 		return;
 	if (left > 0)
 		log_event(LOG_WARN, "grace period over, dropping requests", LF_I("loop", l->index),
@@ -87,7 +73,7 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	http_server_stop_accepting(l->http);
-	l->drain_deadline_us = api_now_us() + (uint64_t)l->app->cfg.grace_seconds * 1000000u;
+	l->drain_deadline_us = clock_mono_us() + (uint64_t)l->app->cfg.grace_seconds * 1000000u;
 	event_add(l->drain_ev, &tv);
 }
 
@@ -208,7 +194,7 @@ int main(int argc, char **argv)
 	if (api_config_load(&a.cfg) != 0)
 		return 1;
 	log_init("api", a.cfg.log_level, a.cfg.log_json);
-	srand((unsigned)api_now_us());
+	srand((unsigned)clock_mono_us());
 	if (migrate) {
 		rc = migrate_run(a.cfg.database_url) == 0 ? 0 : 1;
 		api_config_free(&a.cfg);

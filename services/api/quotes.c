@@ -80,7 +80,7 @@ static void format_time(int64_t ms, char out[32])
 static json_t *quote_json(const struct quote *q)
 {
 	char rate[MONEY_RATE_STRLEN], created[32], expires[32];
-	int64_t left_ms = q->expires_ms - api_wall_ms();
+	int64_t left_ms = q->expires_ms - clock_wall_ms();
 	money_rate_format(q->rate, rate, sizeof(rate));
 	format_time(q->created_ms, created);
 	format_time(q->expires_ms, expires);
@@ -210,7 +210,7 @@ void quotes_create(struct http_req *r, void *arg)
 		http_reply_error(r, 503, "SERVICE_UNAVAILABLE", NULL, "random source unavailable");
 		return;
 	}
-	q.created_ms = api_wall_ms();
+	q.created_ms = clock_wall_ms();
 	q.expires_ms = q.created_ms + a->cfg.quote_ttl * 1000;
 
 	struct quote_req *qr = malloc(sizeof(*qr));
