@@ -753,7 +753,7 @@ void http_reply_json(struct http_req *r, int status, json_t *body)
 		return;
 	}
 	out = evhttp_request_get_output_buffer(r->req);
-	if (json_dump_callback(body, evb_dump_cb, out, JSON_COMPACT | JSON_ENCODE_ANY) != 0) {
+	if (json_dump_callback(body, evb_dump_cb, out, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(9)) != 0) {
 		json_decref(body);
 		evbuffer_drain(out, evbuffer_get_length(out));
 		log_event(LOG_ERROR, "http: cannot serialise reply", LF_S("request_id", r->id));

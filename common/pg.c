@@ -12,6 +12,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/resolve.h"
 
 #define PG_MAX_TX 16
 #define PG_BACKOFF_MIN_MS 100
@@ -68,6 +69,7 @@ struct pg_conn {
 	int nprepared; /* registered statements known to be prepared here */
 	int backoff_ms;
 	uint64_t connect_deadline_us;
+	struct resolve_req *resolving; /* host name lookup in progress */
 };
 
 struct pg_pool {
@@ -85,6 +87,8 @@ struct pg_pool {
 	int *stmt_nparams;
 	int nstmts;
 	uint64_t reconnects;
+	char *dns_host; /* a host name to resolve before each connect, or NULL */
+	struct resolver *resolver;
 };
 
 static void conn_connect(struct pg_conn *c);
@@ -605,13 +609,16 @@ static void conn_reconnect_cb(evutil_socket_t fd, short what, void *arg)
 	conn_connect(arg);
 }
 
-static void conn_connect(struct pg_conn *c)
+/* Opens the connection to hostaddr (a resolved address) or, when NULL, to
+ * whatever the conninfo names. */
+static void conn_start(struct pg_conn *c, const char *hostaddr)
 {
 	struct pg_pool *p = c->pool;
 	char appname[64];
 	snprintf(appname, sizeof(appname), "rampart-%s", p->name);
-	const char *keys[] = {"dbname", "application_name", "options", "client_encoding", NULL};
-	const char *vals[] = {p->conninfo, appname, p->options, "UTF8", NULL};
+	const char *keys[] = {"dbname", "application_name", "options", "client_encoding",
+			      hostaddr ? "hostaddr" : NULL, NULL};
+	const char *vals[] = {p->conninfo, appname, p->options, "UTF8", hostaddr, NULL};
 
 	if (c->pg)
 		conn_close(c);
@@ -622,11 +629,64 @@ static void conn_connect(struct pg_conn *c)
 		return;
 	}
 	PQsetNoticeProcessor(c->pg, notice_cb, c);
-	if (c->state == C_DOWN && c->backoff_ms)
-		p->reconnects++;
 	c->state = C_CONNECTING;
 	c->connect_deadline_us = clock_mono_us() + (uint64_t)p->connect_timeout_ms * 1000u;
 	conn_poll(c);
+}
+
+static void conn_resolved(void *arg, const char *addr, const char *err)
+{
+	struct pg_conn *c = arg;
+	char why[256];
+	c->resolving = NULL;
+	if (!addr) {
+		snprintf(why, sizeof(why), "cannot resolve %s: %s", c->pool->dns_host, err);
+		conn_fail(c, why);
+		return;
+	}
+	conn_start(c, addr);
+}
+
+/* libpq would resolve a host name with the blocking system resolver inside
+ * PQconnectStart, so names are resolved on the loop first and passed as
+ * hostaddr (host stays for TLS and .pgpass). */
+static void conn_connect(struct pg_conn *c)
+{
+	struct pg_pool *p = c->pool;
+	if (c->state == C_DOWN && c->backoff_ms)
+		p->reconnects++;
+	c->state = C_CONNECTING;
+	if (!p->dns_host) {
+		conn_start(c, NULL);
+		return;
+	}
+	c->resolving = resolve_start(p->resolver, p->dns_host, conn_resolved, c);
+}
+
+/* The host name in conninfo that needs resolving, or NULL: none for
+ * addresses, Unix sockets, multi-host lists or an explicit hostaddr. */
+static char *conninfo_dns_host(const char *conninfo)
+{
+	char *err = NULL, *host = NULL;
+	bool has_addr = false;
+	PQconninfoOption *opts = PQconninfoParse(conninfo, &err);
+	if (!opts) {
+		PQfreemem(err);
+		return NULL;
+	}
+	for (PQconninfoOption *o = opts; o->keyword; o++) {
+		if (strcmp(o->keyword, "hostaddr") == 0 && o->val && *o->val)
+			has_addr = true;
+		if (strcmp(o->keyword, "host") == 0 && o->val && *o->val && o->val[0] != '/' &&
+		    !strchr(o->val, ',') && !resolve_is_numeric(o->val))
+			host = strdup(o->val);
+	}
+	PQconninfoFree(opts);
+	if (has_addr) {
+		free(host);
+		return NULL;
+	}
+	return host;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -687,6 +747,9 @@ struct pg_pool *pg_pool_new(struct event_base *base, const struct pg_pool_opts *
 	p->conns = calloc((size_t)p->size, sizeof(*p->conns));
 	if (!p->conninfo || !p->name || !p->options || !p->conns)
 		goto fail;
+	p->dns_host = conninfo_dns_host(p->conninfo);
+	if (p->dns_host && !(p->resolver = resolver_new(base)))
+		goto fail;
 	TAILQ_INIT(&p->queue);
 	event_assign(&p->dispatch_ev, base, -1, 0, dispatch_cb, p);
 	event_assign(&p->sweep_ev, base, -1, EV_PERSIST, sweep_cb, p);
@@ -705,6 +768,8 @@ struct pg_pool *pg_pool_new(struct event_base *base, const struct pg_pool_opts *
 	}
 	return p;
 fail:
+	resolver_free(p->resolver);
+	free(p->dns_host);
 	free(p->conninfo);
 	free(p->name);
 	free(p->options);
@@ -725,12 +790,15 @@ void pg_pool_free(struct pg_pool *p)
 	for (int i = 0; i < p->size; i++) {
 		struct pg_conn *c = &p->conns[i];
 		evtimer_del(&c->tev);
+		resolve_cancel(c->resolving);
 		conn_close(c);
 		while ((q = TAILQ_FIRST(&c->inflight)) != NULL) {
 			TAILQ_REMOVE(&c->inflight, q, link);
 			pgq_finish(q, "pool shutting down");
 		}
 	}
+	resolver_free(p->resolver);
+	free(p->dns_host);
 	event_del(&p->dispatch_ev);
 	event_del(&p->sweep_ev);
 	for (int i = 0; i < p->nstmts; i++)

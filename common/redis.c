@@ -14,6 +14,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/resolve.h"
 
 #define RDS_BACKOFF_MIN_MS 100
 #define RDS_BACKOFF_MAX_MS 5000
@@ -53,9 +54,12 @@ struct rds {
 	struct event sweep_ev;
 	struct rcmd_list pending; /* in send order, so oldest first */
 	size_t npending;
+	struct resolver *resolver;     /* when host is a name, not an address */
+	struct resolve_req *resolving; /* lookup in progress */
 };
 
 static void rds_connect(struct rds *r);
+static void rds_connect_addr(struct rds *r, const char *addr);
 
 /* ------------------------------------------------------------------------ */
 /* URL                                                                      */
@@ -203,6 +207,27 @@ static void disconnect_cb(const redisAsyncContext *ac, int status)
 	schedule_reconnect(r);
 }
 
+static void resolved(void *arg, const char *addr, const char *err)
+{
+	struct rds *r = arg;
+	r->resolving = NULL;
+	if (!addr) {
+		log_event(LOG_WARN, "redis host not resolved", LF_S("client", r->name),
+			  LF_S("host", r->host), LF_S("error", err));
+		schedule_reconnect(r);
+		return;
+	}
+	rds_connect_addr(r, addr);
+}
+
+static void rds_connect(struct rds *r)
+{
+	if (!r->resolver)
+		rds_connect_addr(r, r->host);
+	else
+		r->resolving = resolve_start(r->resolver, r->host, resolved, r);
+}
+
 static void reconnect_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -210,9 +235,11 @@ static void reconnect_cb(evutil_socket_t fd, short what, void *arg)
 	rds_connect(arg);
 }
 
-static void rds_connect(struct rds *r)
+/* Connects to addr, a numeric address (hiredis would otherwise resolve a
+ * name with the blocking system resolver). */
+static void rds_connect_addr(struct rds *r, const char *addr)
 {
-	redisAsyncContext *ac = redisAsyncConnect(r->host, r->port);
+	redisAsyncContext *ac = redisAsyncConnect(addr, r->port);
 	if (!ac || ac->err) {
 		log_event(LOG_DEBUG, "redis connect failed", LF_S("client", r->name),
 			  LF_S("error", ac ? ac->errstr : "out of memory"));
@@ -306,6 +333,8 @@ struct rds *rds_new(struct event_base *base, const struct rds_opts *o)
 			  LF_S("client", o->name));
 		goto fail;
 	}
+	if (!resolve_is_numeric(r->host) && !(r->resolver = resolver_new(base)))
+		goto fail;
 	evtimer_assign(&r->reconnect_ev, base, reconnect_cb, r);
 	event_assign(&r->sweep_ev, base, -1, EV_PERSIST, sweep_cb, r);
 	struct timeval tv = {0, RDS_SWEEP_MS * 1000};
@@ -328,6 +357,8 @@ void rds_free(struct rds *r)
 	r->freeing = true;
 	evtimer_del(&r->reconnect_ev);
 	event_del(&r->sweep_ev);
+	resolve_cancel(r->resolving);
+	resolver_free(r->resolver);
 	if (r->ac) {
 		redisAsyncContext *ac = r->ac;
 		r->ac = NULL;

@@ -399,6 +399,27 @@ static void test_unreachable_server(void **state)
 	env_free(&e);
 }
 
+/* A host name is resolved on the loop (evdns) and passed as hostaddr. */
+static void test_hostname(void **state)
+{
+	struct env e;
+	char url[512];
+	const char *saved = db_url, *at = strstr(db_url, "127.0.0.1");
+	(void)state;
+	if (!at)
+		skip(); /* only meaningful when the test server is on 127.0.0.1 */
+	snprintf(url, sizeof(url), "%.*slocalhost%s", (int)(at - db_url), db_url, at + 9);
+	db_url = url;
+	env_init(&e, 1, 5000);
+	db_url = saved;
+	e.expected = 1;
+	assert_int_equal(pg_query(e.pool, "SELECT 'resolved'", 0, NULL, count_cb, &e), 0);
+	run_until_done(&e);
+	assert_int_equal(e.errors, 0);
+	assert_string_equal(e.last_value, "resolved");
+	env_free(&e);
+}
+
 int main(void)
 {
 	db_url = getenv("DATABASE_URL");
@@ -417,6 +438,7 @@ int main(void)
 		cmocka_unit_test(test_reconnect_after_kill),
 		cmocka_unit_test(test_free_fails_pending),
 		cmocka_unit_test(test_unreachable_server),
+		cmocka_unit_test(test_hostname),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

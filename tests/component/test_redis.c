@@ -214,6 +214,25 @@ static void test_bad_url(void **state)
 	event_base_free(base);
 }
 
+/* A host name is resolved on the loop (evdns), then connected by address. */
+static void test_hostname(void **state)
+{
+	struct env e;
+	char url[256];
+	const char *at = strstr(redis_url, "127.0.0.1");
+	(void)state;
+	if (!at)
+		skip();
+	snprintf(url, sizeof(url), "%.*slocalhost%s", (int)(at - redis_url), redis_url, at + 9);
+	env_init(&e, url, 2000);
+	wait_connected(&e);
+	e.expected = 1;
+	assert_int_equal(rds_command(e.r, cb, &e, "PING"), 0);
+	run_until_done(&e);
+	assert_string_equal(e.last_value, "PONG");
+	env_free(&e);
+}
+
 int main(void)
 {
 	redis_url = getenv("REDIS_URL");
@@ -229,6 +248,7 @@ int main(void)
 		cmocka_unit_test(test_refused_while_down),
 		cmocka_unit_test(test_free_fails_pending),
 		cmocka_unit_test(test_bad_url),
+		cmocka_unit_test(test_hostname),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
