@@ -753,7 +753,8 @@ void http_reply_json(struct http_req *r, int status, json_t *body)
 		return;
 	}
 	out = evhttp_request_get_output_buffer(r->req);
-	if (json_dump_callback(body, evb_dump_cb, out, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(9)) != 0) {
+	if (json_dump_callback(body, evb_dump_cb, out,
+			       JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(9)) != 0) {
 		json_decref(body);
 		evbuffer_drain(out, evbuffer_get_length(out));
 		log_event(LOG_ERROR, "http: cannot serialise reply", LF_S("request_id", r->id));
@@ -913,7 +914,9 @@ static void on_request(struct evhttp_request *req, void *arg)
 	for (size_t i = 0; nsegs >= 0 && i < s->nroutes; i++) {
 		if (!route_match(&s->routes[i], segs, nsegs))
 			continue;
-		if (s->routes[i].method == method) {
+		/* HEAD is GET without a body (evhttp drops it, keeping the length). */
+		if (s->routes[i].method == method ||
+		    (method == EVHTTP_REQ_HEAD && s->routes[i].method == EVHTTP_REQ_GET)) {
 			match = &s->routes[i];
 			break;
 		}

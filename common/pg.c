@@ -14,14 +14,14 @@
 #include "common/log.h"
 #include "common/resolve.h"
 
-#define PG_MAX_TX 16
+#define PG_MAX_TX	  16
 #define PG_BACKOFF_MIN_MS 100
 #define PG_BACKOFF_MAX_MS 5000
-#define PG_SWEEP_MS 100
+#define PG_SWEEP_MS	  100
 
 enum pgq_kind {
-	Q_STMT,    /* one statement (sql or prepared) and its own sync */
-	Q_TX,      /* several statements sharing one sync */
+	Q_STMT,	   /* one statement (sql or prepared) and its own sync */
+	Q_TX,	   /* several statements sharing one sync */
 	Q_SCRIPT,  /* simple-protocol script, connection out of pipeline mode */
 	Q_PREPARE, /* internal: prepare registered statements on one connection */
 };
@@ -42,10 +42,10 @@ struct pgq {
 	pg_tx_cb txcb;
 	void *arg;
 	uint64_t deadline_us; /* 0 = none */
-	int n;                /* statements */
-	int idx;              /* statement whose results we are reading; n = awaiting sync */
-	bool got;             /* a result arrived for statement idx */
-	int prep_from;        /* Q_PREPARE: first statement index prepared */
+	int n;		      /* statements */
+	int idx;	      /* statement whose results we are reading; n = awaiting sync */
+	bool got;	      /* a result arrived for statement idx */
+	int prep_from;	      /* Q_PREPARE: first statement index prepared */
 	PGresult *res[PG_MAX_TX];
 	struct pgq_stmt stmts[];
 };
@@ -58,7 +58,7 @@ struct pg_conn {
 	int index;
 	PGconn *pg;
 	enum conn_state state;
-	bool script;     /* out of pipeline mode running a Q_SCRIPT */
+	bool script; /* out of pipeline mode running a Q_SCRIPT */
 	bool write_armed;
 	int fd;
 	struct event rev; /* socket readable (persistent while ready) */
@@ -70,6 +70,7 @@ struct pg_conn {
 	int backoff_ms;
 	uint64_t connect_deadline_us;
 	struct resolve_req *resolving; /* host name lookup in progress */
+	bool reconnect_now;	       /* a demand reconnect is due on the next tick */
 };
 
 struct pg_pool {
@@ -87,7 +88,8 @@ struct pg_pool {
 	int *stmt_nparams;
 	int nstmts;
 	uint64_t reconnects;
-	char *dns_host; /* a host name to resolve before each connect, or NULL */
+	uint64_t last_demand_us; /* last reconnect brought forward by a request */
+	char *dns_host;		 /* a host name to resolve before each connect, or NULL */
 	struct resolver *resolver;
 };
 
@@ -296,9 +298,33 @@ static struct pg_conn *pick_conn(struct pg_pool *p, bool script)
 static bool pool_any_connecting(const struct pg_pool *p)
 {
 	for (int i = 0; i < p->size; i++)
-		if (p->conns[i].state == C_CONNECTING || p->conns[i].state == C_READY)
+		if (p->conns[i].state == C_CONNECTING || p->conns[i].state == C_READY ||
+		    p->conns[i].reconnect_now)
 			return true;
 	return false;
+}
+
+/* Every connection is waiting out its backoff, but a request wants the
+ * database: bring one reconnect forward (at most every 100 ms), so service
+ * resumes as soon as the server is back instead of after the backoff. The
+ * request waits for that attempt and fails with it if the server is still
+ * down. */
+static void pool_demand_reconnect(struct pg_pool *p)
+{
+	uint64_t now = clock_mono_us();
+	if (now - p->last_demand_us < 100000u)
+		return;
+	for (int i = 0; i < p->size; i++) {
+		struct pg_conn *c = &p->conns[i];
+		if (c->state == C_DOWN && !c->resolving) {
+			struct timeval zero = {0, 0};
+			p->last_demand_us = now;
+			c->reconnect_now = true;
+			evtimer_del(&c->tev);
+			evtimer_add(&c->tev, &zero);
+			return;
+		}
+	}
 }
 
 /* Moves waiting requests onto connections, then flushes each connection once. */
@@ -341,6 +367,8 @@ static int submit(struct pg_pool *p, struct pgq *q)
 		free(q);
 		return -1;
 	}
+	if (!pool_any_connecting(p))
+		pool_demand_reconnect(p);
 	if (!pool_any_connecting(p)) {
 		free(q); /* every connection is in backoff: fail fast, don't queue */
 		return -1;
@@ -616,8 +644,8 @@ static void conn_start(struct pg_conn *c, const char *hostaddr)
 	struct pg_pool *p = c->pool;
 	char appname[64];
 	snprintf(appname, sizeof(appname), "rampart-%s", p->name);
-	const char *keys[] = {"dbname", "application_name", "options", "client_encoding",
-			      hostaddr ? "hostaddr" : NULL, NULL};
+	const char *keys[] = {"dbname",		 "application_name",	       "options",
+			      "client_encoding", hostaddr ? "hostaddr" : NULL, NULL};
 	const char *vals[] = {p->conninfo, appname, p->options, "UTF8", hostaddr, NULL};
 
 	if (c->pg)
@@ -653,6 +681,7 @@ static void conn_resolved(void *arg, const char *addr, const char *err)
 static void conn_connect(struct pg_conn *c)
 {
 	struct pg_pool *p = c->pool;
+	c->reconnect_now = false;
 	if (c->state == C_DOWN && c->backoff_ms)
 		p->reconnects++;
 	c->state = C_CONNECTING;
@@ -848,8 +877,8 @@ int pg_exec(struct pg_pool *p, int stmt, const char *const *params, pg_cb cb, vo
 {
 	if (stmt < 0 || stmt >= p->nstmts)
 		return -1;
-	struct pg_stmt s = {.sql = NULL, .stmt = stmt, .nparams = p->stmt_nparams[stmt],
-			    .params = params};
+	struct pg_stmt s = {
+		.sql = NULL, .stmt = stmt, .nparams = p->stmt_nparams[stmt], .params = params};
 	struct pgq *q = pgq_new(p, Q_STMT, &s, 1);
 	if (!q)
 		return -1;
@@ -1023,7 +1052,8 @@ static char *batch_array(const struct batch *bt, int col)
 	if (!sbuf_reserve(&b, 2))
 		return NULL;
 	b.p[b.len++] = '{';
-	TAILQ_FOREACH (r, &bt->rows, link) {
+	TAILQ_FOREACH(r, &bt->rows, link)
+	{
 		if (!sbuf_elem(&b, r->vals[col], first)) {
 			free(b.p);
 			return NULL;
@@ -1048,7 +1078,8 @@ static void batch_send(struct pg_batcher *b, struct batch *bt)
 		if (!(arrays[c] = batch_array(bt, c)))
 			break;
 	if (c == b->ncols)
-		rc = pg_query(b->pool, b->sql, b->ncols, (const char *const *)arrays, batch_done, bt);
+		rc = pg_query(b->pool, b->sql, b->ncols, (const char *const *)arrays, batch_done,
+			      bt);
 	for (c = 0; c < b->ncols; c++)
 		free(arrays[c]);
 	if (rc != 0) {

@@ -18,7 +18,7 @@
 
 #define RDS_BACKOFF_MIN_MS 100
 #define RDS_BACKOFF_MAX_MS 5000
-#define RDS_SWEEP_MS 100
+#define RDS_SWEEP_MS	   100
 
 /* One command awaiting its reply. hiredis holds a pointer to it as privdata
  * until it calls reply_cb (with a reply, or NULL on teardown); `done` is set
@@ -142,7 +142,8 @@ static void reply_cb(redisAsyncContext *ac, void *reply, void *privdata)
 		c->done = true;
 		rcmd_remove(r, c);
 		if (!rep)
-			c->cb(c->arg, NULL, r->freeing ? "client shutting down" : "connection lost");
+			c->cb(c->arg, NULL,
+			      r->freeing ? "client shutting down" : "connection lost");
 		else if (rep->type == REDIS_REPLY_ERROR)
 			c->cb(c->arg, rep, rep->str ? rep->str : "error reply");
 		else

@@ -57,9 +57,14 @@ static void on_result(int result, struct evutil_addrinfo *res, void *arg)
 
 	if (!q->cancelled) {
 		if (result == 0 && res) {
-			const void *a = res->ai_family == AF_INET6
-						? (const void *)&((struct sockaddr_in6 *)(void *)res->ai_addr)->sin6_addr
-						: (const void *)&((struct sockaddr_in *)(void *)res->ai_addr)->sin_addr;
+			const void *a =
+				res->ai_family == AF_INET6
+					? (const void *)&(
+						  (struct sockaddr_in6 *)(void *)res->ai_addr)
+						  ->sin6_addr
+					: (const void *)&(
+						  (struct sockaddr_in *)(void *)res->ai_addr)
+						  ->sin_addr;
 			if (!evutil_inet_ntop(res->ai_family, a, addr, sizeof(addr)))
 				addr[0] = '\0';
 		}

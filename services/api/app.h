@@ -25,10 +25,10 @@ struct keycache;
  * refresh timer, read by every loop under the mutex. */
 struct market {
 	pthread_mutex_t mu;
-	size_t n;            /* currencies known to money.h */
-	int64_t *per_usd;    /* 0 = no snapshot value: use the default */
-	char source[16];     /* fx.source of the snapshot, "" without one */
-	int64_t as_of;       /* fx.as_of, unix seconds, 0 when unknown */
+	size_t n;	  /* currencies known to money.h */
+	int64_t *per_usd; /* 0 = no snapshot value: use the default */
+	char source[16];  /* fx.source of the snapshot, "" without one */
+	int64_t as_of;	  /* fx.as_of, unix seconds, 0 when unknown */
 	bool have_snapshot;
 };
 
@@ -49,8 +49,8 @@ struct app {
 	int nloops;
 	atomic_bool draining;
 	char snapshot_key[128]; /* <prefix>:market:snapshot */
-	char jobs_key[128];     /* <prefix>:{payments}:jobs */
-	char dlq_key[128];      /* <prefix>:{payments}:dlq */
+	char jobs_key[128];	/* <prefix>:{payments}:jobs */
+	char dlq_key[128];	/* <prefix>:{payments}:dlq */
 };
 
 /* Prepared statements, registered on every loop's pool in the same order. */
@@ -71,10 +71,10 @@ struct loop {
 	struct rds *redis;
 	struct keycache *keys;
 	int stmts[STMT_COUNT];
-	struct event *stop_ev;    /* activated from the main thread on SIGTERM */
-	struct event *drain_ev;   /* polls until in-flight requests are answered */
-	struct event *market_ev;  /* loop 0: re-reads the snapshot every second */
-	struct event *gauges_ev;  /* pool gauges for /metrics */
+	struct event *stop_ev;	 /* activated from the main thread on SIGTERM */
+	struct event *drain_ev;	 /* polls until in-flight requests are answered */
+	struct event *market_ev; /* loop 0: re-reads the snapshot every second */
+	struct event *gauges_ev; /* pool gauges for /metrics */
 	uint64_t drain_deadline_us;
 };
 
@@ -113,6 +113,5 @@ void health_metrics(struct http_req *r, void *loop);
 /* Applies pending embedded migrations; blocks the calling thread on its own
  * private event loop (start-up only). Returns 0 or -1. */
 int migrate_run(const char *database_url) __attribute__((warn_unused_result));
-
 
 #endif

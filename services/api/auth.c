@@ -12,10 +12,10 @@
 #include "common/metrics.h"
 #include "common/pg.h"
 
-#define MAX_KEY_LEN 256
+#define MAX_KEY_LEN    256
 #define KEYCACHE_SLOTS 1024
-#define RL_BUCKETS 1024
-#define MICRO 1000000LL
+#define RL_BUCKETS     1024
+#define MICRO	       1000000LL
 
 /* ------------------------------------------------------------------------ */
 /* Rate limit: one token bucket per key id, shared by all loops.            */
@@ -214,9 +214,10 @@ static void admit(struct loop *l, struct http_req *r, const char *key_id)
 		snprintf(secs, sizeof(secs), "%d", retry_after);
 		metric_inc(m_ratelimited);
 		http_req_add_header(r, "Retry-After", secs);
-		http_reply_error(r, 429, "RATE_LIMITED", NULL,
-				 "rate limit of %lld requests/s (burst %lld) exceeded; retry in %d s",
-				 l->app->cfg.rate_rps, l->app->cfg.rate_burst, retry_after);
+		http_reply_error(
+			r, 429, "RATE_LIMITED", NULL,
+			"rate limit of %lld requests/s (burst %lld) exceeded; retry in %d s",
+			l->app->cfg.rate_rps, l->app->cfg.rate_burst, retry_after);
 		return;
 	}
 	http_req_set_user(r, &b->who);
@@ -266,7 +267,8 @@ void auth_hook(struct http_req *r, void *arg)
 	unsigned char hash[32];
 
 	if (!h || strncasecmp(h, "Bearer ", 7) != 0) {
-		unauthorized(r, "missing or malformed Authorization header: expected \"Bearer <key>\"");
+		unauthorized(
+			r, "missing or malformed Authorization header: expected \"Bearer <key>\"");
 		return;
 	}
 	const char *key = h + 7;
@@ -274,7 +276,8 @@ void auth_hook(struct http_req *r, void *arg)
 		key++;
 	size_t len = strlen(key);
 	if (len == 0 || len > MAX_KEY_LEN) {
-		unauthorized(r, "missing or malformed Authorization header: expected \"Bearer <key>\"");
+		unauthorized(
+			r, "missing or malformed Authorization header: expected \"Bearer <key>\"");
 		return;
 	}
 	if (!EVP_Digest(key, len, hash, NULL, EVP_sha256(), NULL)) {

@@ -55,8 +55,8 @@ int api_config_load(struct api_config *c)
 	int fmt;
 
 	memset(c, 0, sizeof(*c));
-	if (cfg_url("DATABASE_URL", "postgres://rampart:rampart@127.0.0.1:5432/rampart",
-		    pg_schemes, &c->database_url) ||
+	if (cfg_url("DATABASE_URL", "postgres://rampart:rampart@127.0.0.1:5432/rampart", pg_schemes,
+		    &c->database_url) ||
 	    cfg_url("REDIS_URL", "redis://127.0.0.1:6379/0", redis_schemes, &c->redis_url) ||
 	    cfg_str("REDIS_PREFIX", "rampart", 64, &c->redis_prefix) ||
 	    cfg_listen("API_LISTEN", "0.0.0.0:8080", c->listen_host, sizeof(c->listen_host),

@@ -20,10 +20,10 @@ struct api_config {
 	int fee_platform_bps, fee_onramp_bps, fee_offramp_bps;
 	enum log_level log_level;
 	bool log_json;
-	int threads;          /* API_THREADS: event loops; 0 in the env = one per core */
-	int db_pool_size;     /* DB_POOL_SIZE: connections per loop */
-	int db_timeout_ms;    /* DB_QUERY_TIMEOUT_MS */
-	int redis_timeout_ms; /* REDIS_TIMEOUT_MS */
+	int threads;	       /* API_THREADS: event loops; 0 in the env = one per core */
+	int db_pool_size;      /* DB_POOL_SIZE: connections per loop */
+	int db_timeout_ms;     /* DB_QUERY_TIMEOUT_MS */
+	int redis_timeout_ms;  /* REDIS_TIMEOUT_MS */
 	int key_cache_seconds; /* API_KEY_CACHE_SECONDS: DB key lookups cached this long */
 	int grace_seconds;     /* SHUTDOWN_GRACE_SECONDS */
 };

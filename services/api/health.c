@@ -57,7 +57,8 @@ static void health_reply(struct health *h)
 			json_object_set_new(o, "error", json_string(c->error));
 		if (i == CK_QUEUE && c->up) {
 			json_object_set_new(o, "pending", json_integer(c->a));
-			json_object_set_new(o, "lag", c->has_lag ? json_integer(c->b) : json_null());
+			json_object_set_new(o, "lag",
+					    c->has_lag ? json_integer(c->b) : json_null());
 		}
 		if (i == CK_DLQ && c->up) {
 			json_object_set_new(o, "depth", json_integer(c->a));
@@ -226,7 +227,8 @@ void health_full(struct http_req *r, void *arg)
 	for (int i = 0; i < CK_COUNT; i++)
 		if (refused[i] && !h->replied)
 			check_done(h, i, false,
-				   i == CK_POSTGRES ? "database unavailable" : "redis not connected");
+				   i == CK_POSTGRES ? "database unavailable"
+						    : "redis not connected");
 	health_release(h);
 }
 

@@ -42,9 +42,9 @@ static void gauges_tick(evutil_socket_t fd, short what, void *arg)
 		   st.connections);
 	metric_set(metrics_gauge("rampart_db_inflight", "Statements awaiting results", labels),
 		   st.inflight);
-	metric_set(metrics_gauge("rampart_db_queued", "Statements waiting for a connection",
-				 labels),
-		   st.queued);
+	metric_set(
+		metrics_gauge("rampart_db_queued", "Statements waiting for a connection", labels),
+		st.queued);
 	metric_set(metrics_gauge("rampart_redis_connected", "1 when connected to Redis", labels),
 		   rds_connected(l->redis));
 	metric_set(metrics_gauge("rampart_http_inflight", "Requests not yet answered", labels),
@@ -125,8 +125,7 @@ static int loop_init(struct app *a, struct loop *l, int index)
 	event_add(l->gauges_ev, &one_sec);
 	if (index == 0)
 		market_start(l);
-	return http_server_listen(l->http, a->cfg.listen_host, a->cfg.listen_port,
-				  a->nloops > 1);
+	return http_server_listen(l->http, a->cfg.listen_host, a->cfg.listen_port, a->nloops > 1);
 }
 
 /* Reverse order of loop_init. The HTTP server goes first so that requests
@@ -202,8 +201,7 @@ int main(int argc, char **argv)
 	}
 
 	evthread_use_pthreads();
-	snprintf(a.snapshot_key, sizeof(a.snapshot_key), "%s:market:snapshot",
-		 a.cfg.redis_prefix);
+	snprintf(a.snapshot_key, sizeof(a.snapshot_key), "%s:market:snapshot", a.cfg.redis_prefix);
 	snprintf(a.jobs_key, sizeof(a.jobs_key), "%s:{payments}:jobs", a.cfg.redis_prefix);
 	snprintf(a.dlq_key, sizeof(a.dlq_key), "%s:{payments}:dlq", a.cfg.redis_prefix);
 	atomic_init(&a.draining, false);

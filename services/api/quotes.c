@@ -131,8 +131,8 @@ static int currency_param(struct http_req *r, const json_t *body, const char *na
 	*out = money_currency(code);
 	if (*out)
 		return 0;
-	http_reply_error(r, 400, "UNSUPPORTED_CURRENCY", name, "%s \"%s\" is not a supported currency",
-			 name, code);
+	http_reply_error(r, 400, "UNSUPPORTED_CURRENCY", name,
+			 "%s \"%s\" is not a supported currency", name, code);
 	return -1;
 }
 
@@ -178,10 +178,10 @@ void quotes_create(struct http_req *r, void *arg)
 	int64_t from_usd = market_per_usd(&a->market, q.from, &src_from);
 	int64_t to_usd = market_per_usd(&a->market, q.to, &src_to);
 	/* The quote is as fresh as its staler rate. */
-	q.rate_source = strcmp(src_from, "default") == 0 || strcmp(src_to, "default") == 0
-				? "default"
-			: strcmp(src_from, "cached") == 0 || strcmp(src_to, "cached") == 0 ? "cached"
-											    : "live";
+	q.rate_source =
+		strcmp(src_from, "default") == 0 || strcmp(src_to, "default") == 0 ? "default"
+		: strcmp(src_from, "cached") == 0 || strcmp(src_to, "cached") == 0 ? "cached"
+										   : "live";
 	struct money_fees_bps bps = {a->cfg.fee_platform_bps, a->cfg.fee_onramp_bps,
 				     a->cfg.fee_offramp_bps};
 	enum money_err me = money_cross_rate(from_usd, to_usd, &q.rate);
@@ -192,7 +192,8 @@ void quotes_create(struct http_req *r, void *arg)
 		break;
 	case MONEY_ETOOSMALL:
 		http_reply_error(r, 400, "AMOUNT_TOO_SMALL", "amount",
-				 "amount %" PRId64 " %s does not cover the fees or pays out nothing",
+				 "amount %" PRId64
+				 " %s does not cover the fees or pays out nothing",
 				 q.amount, q.from->code);
 		return;
 	case MONEY_EOVERFLOW:
@@ -233,14 +234,14 @@ void quotes_create(struct http_req *r, void *arg)
 	format_time(q.created_ms, created);
 	format_time(q.expires_ms, expires);
 	const char *row[INSERT_COLS] = {
-		q.id,	 auth_principal(r)->key_id,
-		amount,	 q.from->code,
+		q.id,	    auth_principal(r)->key_id,
+		amount,	    q.from->code,
 		q.to->code, rate,
-		pf,	 of,
-		ff,	 tf,
-		payout,	 q.chain,
+		pf,	    of,
+		ff,	    tf,
+		payout,	    q.chain,
 		q.priority, q.rate_source,
-		created, expires,
+		created,    expires,
 	};
 	if (pg_batcher_add(l->quote_insert, row, insert_done, qr) != 0) {
 		free(qr);
@@ -259,7 +260,8 @@ static void get_done(void *arg, const PGresult *res, const char *err)
 		return;
 	}
 	if (PQntuples(res) != 1) {
-		http_reply_error(r, 404, "QUOTE_NOT_FOUND", "id", "no quote %s (unknown or expired and cleaned up)",
+		http_reply_error(r, 404, "QUOTE_NOT_FOUND", "id",
+				 "no quote %s (unknown or expired and cleaned up)",
 				 http_req_param(r, "id"));
 		return;
 	}

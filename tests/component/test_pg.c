@@ -98,7 +98,8 @@ static void test_params_and_types(void **state)
 	env_init(&e, 1, 5000);
 	const char *p[] = {"40", "2"};
 	e.expected = 1;
-	assert_int_equal(pg_query(e.pool, "SELECT ($1::int + $2::int)::text", 2, p, count_cb, &e), 0);
+	assert_int_equal(pg_query(e.pool, "SELECT ($1::int + $2::int)::text", 2, p, count_cb, &e),
+			 0);
 	run_until_done(&e);
 	assert_int_equal(e.errors, 0);
 	assert_string_equal(e.last_value, "42");
@@ -258,12 +259,13 @@ static void test_batcher(void **state)
 	(void)state;
 	env_init(&e, 1, 5000);
 	e.expected = 1;
-	assert_int_equal(pg_script(e.pool,
-				   "DROP TABLE IF EXISTS comp_batch;"
-				   " CREATE TABLE comp_batch (k text PRIMARY KEY, v bigint CHECK (v >= 0),"
-				   " note text)",
-				   count_cb, &e),
-			 0);
+	assert_int_equal(
+		pg_script(e.pool,
+			  "DROP TABLE IF EXISTS comp_batch;"
+			  " CREATE TABLE comp_batch (k text PRIMARY KEY, v bigint CHECK (v >= 0),"
+			  " note text)",
+			  count_cb, &e),
+		0);
 	run_until_done(&e);
 	struct pg_batcher *b = pg_batcher_new(
 		e.pool,
@@ -326,12 +328,13 @@ static void test_reconnect_after_kill(void **state)
 	assert_int_equal(pg_query(e.pool, "SELECT pg_sleep(5)", 0, NULL, count_cb, &e), 0);
 	event_base_loop(e.base, EVLOOP_NONBLOCK);
 	killer.expected = killer.done + 1;
-	assert_int_equal(pg_query(killer.pool,
-				  "SELECT pg_sleep(0.2), count(pg_terminate_backend(pid))::text FROM"
-				  " pg_stat_activity WHERE application_name = 'rampart-component'"
-				  " AND pid <> pg_backend_pid()",
-				  0, NULL, count_cb, &killer),
-			 0);
+	assert_int_equal(
+		pg_query(killer.pool,
+			 "SELECT pg_sleep(0.2), count(pg_terminate_backend(pid))::text FROM"
+			 " pg_stat_activity WHERE application_name = 'rampart-component'"
+			 " AND pid <> pg_backend_pid()",
+			 0, NULL, count_cb, &killer),
+		0);
 	/* Drive both loops until the victim's statement has failed. */
 	while (e.done < e.expected) {
 		event_base_loop(killer.base, EVLOOP_NONBLOCK);

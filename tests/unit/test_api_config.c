@@ -16,11 +16,25 @@
 #include "config.h"
 
 static const char *const vars[] = {
-	"DATABASE_URL",	    "REDIS_URL",	   "REDIS_PREFIX",	  "API_LISTEN",
-	"API_KEYS",	    "RATE_LIMIT_RPS",	   "RATE_LIMIT_BURST",	  "QUOTE_TTL_SECONDS",
-	"FEE_PLATFORM_BPS", "FEE_ONRAMP_BPS",	   "FEE_OFFRAMP_BPS",	  "LOG_LEVEL",
-	"LOG_FORMAT",	    "API_THREADS",	   "DB_POOL_SIZE",	  "DB_QUERY_TIMEOUT_MS",
-	"REDIS_TIMEOUT_MS", "API_KEY_CACHE_SECONDS", "SHUTDOWN_GRACE_SECONDS",
+	"DATABASE_URL",
+	"REDIS_URL",
+	"REDIS_PREFIX",
+	"API_LISTEN",
+	"API_KEYS",
+	"RATE_LIMIT_RPS",
+	"RATE_LIMIT_BURST",
+	"QUOTE_TTL_SECONDS",
+	"FEE_PLATFORM_BPS",
+	"FEE_ONRAMP_BPS",
+	"FEE_OFFRAMP_BPS",
+	"LOG_LEVEL",
+	"LOG_FORMAT",
+	"API_THREADS",
+	"DB_POOL_SIZE",
+	"DB_QUERY_TIMEOUT_MS",
+	"REDIS_TIMEOUT_MS",
+	"API_KEY_CACHE_SECONDS",
+	"SHUTDOWN_GRACE_SECONDS",
 };
 
 static int clear_env(void **state)
@@ -93,15 +107,15 @@ static void test_bad_values(void **state)
 	static const struct {
 		const char *var, *value;
 	} bad[] = {
-		{"DATABASE_URL", "mysql://x"},	 {"REDIS_URL", "http://x"},
-		{"API_LISTEN", "8080"},		 {"API_LISTEN", "127.0.0.1:70000"},
-		{"API_KEYS", "sk a"},		 {"RATE_LIMIT_RPS", "fast"},
-		{"RATE_LIMIT_RPS", "0"},	 {"RATE_LIMIT_BURST", "-1"},
-		{"QUOTE_TTL_SECONDS", "60s"},	 {"FEE_PLATFORM_BPS", "10001"},
-		{"FEE_ONRAMP_BPS", "1.5"},	 {"FEE_OFFRAMP_BPS", "9999"},
-		{"LOG_LEVEL", "loud"},		 {"LOG_FORMAT", "xml"},
-		{"API_THREADS", "-2"},		 {"DB_POOL_SIZE", "0"},
-		{"DB_QUERY_TIMEOUT_MS", "abc"},	 {"REDIS_TIMEOUT_MS", "1"},
+		{"DATABASE_URL", "mysql://x"},	{"REDIS_URL", "http://x"},
+		{"API_LISTEN", "8080"},		{"API_LISTEN", "127.0.0.1:70000"},
+		{"API_KEYS", "sk a"},		{"RATE_LIMIT_RPS", "fast"},
+		{"RATE_LIMIT_RPS", "0"},	{"RATE_LIMIT_BURST", "-1"},
+		{"QUOTE_TTL_SECONDS", "60s"},	{"FEE_PLATFORM_BPS", "10001"},
+		{"FEE_ONRAMP_BPS", "1.5"},	{"FEE_OFFRAMP_BPS", "9999"},
+		{"LOG_LEVEL", "loud"},		{"LOG_FORMAT", "xml"},
+		{"API_THREADS", "-2"},		{"DB_POOL_SIZE", "0"},
+		{"DB_QUERY_TIMEOUT_MS", "abc"}, {"REDIS_TIMEOUT_MS", "1"},
 		{"API_KEY_CACHE_SECONDS", "x"}, {"SHUTDOWN_GRACE_SECONDS", "99999"},
 	};
 	(void)state;

@@ -20,7 +20,7 @@ struct http_server;
 struct http_req;
 
 /* Largest accepted request body (SPEC 4): larger is 413 BODY_TOO_LARGE. */
-#define HTTP_MAX_BODY (64 * 1024)
+#define HTTP_MAX_BODY	(64 * 1024)
 #define HTTP_MAX_PARAMS 4
 
 typedef void (*http_handler)(struct http_req *r, void *app);
@@ -29,7 +29,7 @@ enum http_route_flags {
 	HTTP_JSON_BODY = 1 << 0, /* body must be application/json (415), parsed
 				    into a JSON object before the handler runs
 				    (http_req_json); parse errors are answered */
-	HTTP_AUTH = 1 << 1,      /* run the server's auth hook first */
+	HTTP_AUTH = 1 << 1,	 /* run the server's auth hook first */
 };
 
 struct http_route {

@@ -17,8 +17,8 @@ struct jv_error {
 };
 
 /* Sets *err and returns -1, for one-line error returns. */
-int jv_fail(struct jv_error *err, int status, const char *code, const char *param,
-	    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+int jv_fail(struct jv_error *err, int status, const char *code, const char *param, const char *fmt,
+	    ...) __attribute__((format(printf, 5, 6)));
 
 /* Parses a request body that must be a JSON object.
  * Invalid UTF-8 or malformed JSON -> 400 INVALID_JSON (the message says which
@@ -33,8 +33,8 @@ struct jv_field {
 	const char *name;
 	enum jv_type type;
 	bool required;
-	size_t max_len;      /* JV_STRING: max bytes (0 = no bound); JV_OBJECT/ARRAY: max
-				serialised bytes (0 = no bound) */
+	size_t max_len;	       /* JV_STRING: max bytes (0 = no bound); JV_OBJECT/ARRAY: max
+				  serialised bytes (0 = no bound) */
 	const char *type_code; /* error code for a wrong type; NULL = "INVALID_FIELD" */
 };
 

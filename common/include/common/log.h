@@ -36,17 +36,17 @@ void log_fields(enum log_level level, const char *msg, const struct log_field *f
 /* printf-style message with no extra fields. */
 void log_fmt(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-#define log_event(level, msg, ...)                                                          \
-	do {                                                                                \
-		if (log_enabled(level)) {                                                   \
-			const struct log_field lf_[] = {__VA_ARGS__};                       \
-			log_fields((level), (msg), lf_, sizeof(lf_) / sizeof(lf_[0]));      \
-		}                                                                           \
+#define log_event(level, msg, ...)                                                     \
+	do {                                                                           \
+		if (log_enabled(level)) {                                              \
+			const struct log_field lf_[] = {__VA_ARGS__};                  \
+			log_fields((level), (msg), lf_, sizeof(lf_) / sizeof(lf_[0])); \
+		}                                                                      \
 	} while (0)
 
 #define log_debug(...) log_fmt(LOG_DEBUG, __VA_ARGS__)
-#define log_info(...) log_fmt(LOG_INFO, __VA_ARGS__)
-#define log_warn(...) log_fmt(LOG_WARN, __VA_ARGS__)
+#define log_info(...)  log_fmt(LOG_INFO, __VA_ARGS__)
+#define log_warn(...)  log_fmt(LOG_WARN, __VA_ARGS__)
 #define log_error(...) log_fmt(LOG_ERROR, __VA_ARGS__)
 
 #endif

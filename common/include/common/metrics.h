@@ -30,7 +30,7 @@ extern const size_t metrics_latency_nbounds;
 
 void metric_inc(struct metric *m);
 void metric_add(struct metric *m, uint64_t v);
-void metric_set(struct metric *m, int64_t v);      /* gauges */
+void metric_set(struct metric *m, int64_t v);	    /* gauges */
 void metric_gauge_add(struct metric *m, int64_t d); /* gauges, may be negative */
 void metric_observe_us(struct metric *m, uint64_t usec);
 

@@ -9,20 +9,20 @@
 /* Exchange rates are fixed-point integers with 10 decimal places:
  * 0.9205 is stored as 9205000000. */
 #define MONEY_RATE_DECIMALS 10
-#define MONEY_RATE_SCALE 10000000000LL
+#define MONEY_RATE_SCALE    10000000000LL
 
 /* Longest formatted rate: 19 digits, a dot, a sign and a NUL, rounded up. */
 #define MONEY_RATE_STRLEN 32
 
 struct currency {
 	const char *code; /* ISO 4217 code, e.g. "USD"; "USDC" for the stablecoin */
-	int exponent;     /* minor-unit exponent: USD 2, JPY 0, USDC 6 */
+	int exponent;	  /* minor-unit exponent: USD 2, JPY 0, USDC 6 */
 	int64_t per_usd;  /* built-in default rate: units of this currency per 1 USD */
 };
 
 enum money_err {
 	MONEY_OK = 0,
-	MONEY_EINVAL,    /* a non-positive amount or rate, or a bad argument */
+	MONEY_EINVAL,	 /* a non-positive amount or rate, or a bad argument */
 	MONEY_EOVERFLOW, /* a result does not fit in int64 */
 	MONEY_ETOOSMALL, /* the fees eat the whole amount, or the payout rounds to 0 */
 };
@@ -38,8 +38,7 @@ const struct currency *money_currencies(size_t *n);
  * fixed-point rate. Digits past the 10th decimal place are truncated (rounding
  * down favours the platform). Rejects signs, exponents, empty strings, junk,
  * zero and values that overflow. Returns MONEY_OK or an error. */
-enum money_err money_rate_parse(const char *s, int64_t *rate)
-	__attribute__((warn_unused_result));
+enum money_err money_rate_parse(const char *s, int64_t *rate) __attribute__((warn_unused_result));
 
 /* Formats a fixed-point rate with trailing zeros removed: 9190000000 ->
  * "0.919", 10000000000 -> "1". buf must hold MONEY_RATE_STRLEN bytes. */
@@ -63,7 +62,7 @@ struct money_fees_bps {
 
 struct money_quote {
 	int64_t platform_fee, onramp_fee, offramp_fee, total_fees; /* source minor units */
-	int64_t payout;                                             /* payout minor units */
+	int64_t payout;						   /* payout minor units */
 };
 
 /* Prices a quote per SPEC section 3: each fee rounded up, payout rounded down.

@@ -23,13 +23,13 @@ struct event_base;
 struct pg_pool;
 
 struct pg_pool_opts {
-	const char *conninfo;   /* URL or key=value string; copied */
-	int size;               /* connections, >= 1 */
-	int max_queue;          /* statements waiting for a connection; more are refused */
-	int max_pipeline;       /* statements in flight per connection */
-	int query_timeout_ms;   /* submit-to-result deadline (0 = none) */
+	const char *conninfo;	/* URL or key=value string; copied */
+	int size;		/* connections, >= 1 */
+	int max_queue;		/* statements waiting for a connection; more are refused */
+	int max_pipeline;	/* statements in flight per connection */
+	int query_timeout_ms;	/* submit-to-result deadline (0 = none) */
 	int connect_timeout_ms; /* per connection attempt */
-	const char *name;       /* for logs and metrics labels, e.g. "api-0"; copied */
+	const char *name;	/* for logs and metrics labels, e.g. "api-0"; copied */
 };
 
 /* res: the statement's result (PGRES_TUPLES_OK / PGRES_COMMAND_OK), or the
@@ -113,8 +113,8 @@ int pg_batcher_add(struct pg_batcher *b, const char *const *values, pg_row_cb cb
 struct pg_pool_stats {
 	int connections; /* open and ready */
 	int connecting;
-	int inflight;   /* statements sent, result pending */
-	int queued;     /* statements waiting for a connection */
+	int inflight; /* statements sent, result pending */
+	int queued;   /* statements waiting for a connection */
 	uint64_t reconnects;
 };
 

@@ -22,7 +22,7 @@ struct rds_opts {
 	int connect_timeout_ms;
 	int command_timeout_ms; /* 0 = none; commands that block (XREADGROUP
 				   BLOCK) pass their own via rds_command_argv_t */
-	const char *name;       /* for logs; copied */
+	const char *name;	/* for logs; copied */
 };
 
 /* reply: borrowed until the callback returns; NULL when err is a transport

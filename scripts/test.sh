@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# scripts/test.sh - every check rampart has, in order (what `make test` and CI run).
+#
+#   deps -> checksrc -> format-check -> gcc release build -> clang build ->
+#   ASan/UBSan build (daemons + component tests) -> unit tests (sanitized) ->
+#   integration tests (sanitized binaries against private PostgreSQL + Redis
+#   started by the pytest fixtures, which also run the component tests)
+#
+# Stops at the first failing step; exits non-zero if any step failed and ends
+# with one summary line. PYTEST_ARGS adds arguments to pytest (e.g. "-k auth").
+if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
+set -eu
+RAMPART_SCRIPT="test"
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
+cd "$RAMPART_ROOT"
+
+MAKE=${MAKE:-make}
+JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
+passed=0
+steps=()
+start_all=$(date +%s)
+
+finish() {
+	local failed=$1 what=${2:-}
+	echo
+	echo "== summary ($(($(date +%s) - start_all)) s)"
+	for s in "${steps[@]}"; do
+		echo "   $s"
+	done
+	[ -n "$what" ] && echo "   FAILED: $what"
+	echo "steps: $passed passed, $failed failed"
+	exit "$failed"
+}
+
+# step NAME CMD...: runs one step, records it, stops everything on failure.
+step() {
+	local name=$1 t0 rc=0
+	shift
+	echo
+	echo "== $name: $*"
+	t0=$(date +%s)
+	"$@" || rc=$?
+	if [ "$rc" -ne 0 ]; then
+		steps+=("FAIL $name (exit $rc)")
+		finish 1 "$name"
+	fi
+	steps+=("ok   $name ($(($(date +%s) - t0)) s)")
+	passed=$((passed + 1))
+}
+
+integration() {
+	RAMPART_BIN="$RAMPART_ROOT/build/san/bin" \
+		RAMPART_COMPONENT_BIN="$RAMPART_ROOT/build/san/tests/component" \
+		/usr/bin/python3 -m pytest -q -p no:cacheprovider \
+		${PYTEST_ARGS:-} tests/integration
+}
+
+step deps sh scripts/deps.sh
+step checksrc sh scripts/checksrc.sh
+# clang-format reads stdin when given no files: never let it wait on a terminal.
+step format-check "$MAKE" format-check </dev/null
+step build-gcc "$MAKE" -j"$JOBS"
+step build-clang "$MAKE" -j"$JOBS" CC=clang BUILD=build/clang BINDIR=build/clang/bin
+step build-san "$MAKE" -j"$JOBS" SAN=1 BINDIR=build/san/bin all components
+step unit "$MAKE" -j"$JOBS" unit SAN=1 BINDIR=build/san/bin
+step integration integration
+finish 0
