@@ -38,7 +38,6 @@
 #define HTTP_MAX_LISTENERS 4
 #define HTTP_BACKLOG	   1024
 #define HTTP_REQ_ID_MAX	   128
-#define HTTP_REQ_ID_RANDOM 12 /* bytes -> 24 hex digits */
 /* Per-route cache of (method, status) -> counter. Misses fall back to the
  * registry (a mutex), so the size only matters for speed. */
 #define HTTP_CODE_SLOTS 8
@@ -99,7 +98,8 @@ struct http_server {
 	struct http_req *zombies; /* answered, freed by reap_ev */
 	struct event reap_ev;
 	bool reap_active;
-	uint64_t seq; /* fallback request ids */
+	unsigned char id_prefix[6]; /* random per server: ids unique across loops */
+	uint64_t seq;		    /* request counter */
 	struct metric *dropped;
 };
 
@@ -560,27 +560,24 @@ static void req_arm(struct http_req *r)
 	bufferevent_disable(bev, EV_READ);
 }
 
-/* Generates "req_" + 24 hex digits. */
+/* Generates "req_" + 24 hex digits: the server's random prefix and a
+ * counter. Request ids correlate log lines; they need to be unique, not
+ * unpredictable, so the CSPRNG is asked once per server, not per request. */
 static void req_gen_id(struct http_req *r)
 {
 	static const char hex[] = "0123456789abcdef";
-	unsigned char rnd[HTTP_REQ_ID_RANDOM];
+	unsigned char raw[12];
+	uint64_t n = ++r->srv->seq;
 	char *o = r->id;
 
-	if (id_random_bytes(rnd, sizeof(rnd)) != 0) {
-		/* Unique enough to correlate log lines; never fails. */
-		uint64_t a = r->start_us, b = ++r->srv->seq;
-
-		for (size_t i = 0; i < 8; i++)
-			rnd[i] = (unsigned char)(a >> (8 * i));
-		for (size_t i = 8; i < sizeof(rnd); i++)
-			rnd[i] = (unsigned char)(b >> (8 * (i - 8)));
-	}
+	memcpy(raw, r->srv->id_prefix, 6);
+	for (size_t i = 0; i < 6; i++)
+		raw[6 + i] = (unsigned char)(n >> (8 * (5 - i)));
 	memcpy(o, "req_", 4);
 	o += 4;
-	for (size_t i = 0; i < sizeof(rnd); i++) {
-		*o++ = hex[rnd[i] >> 4];
-		*o++ = hex[rnd[i] & 15];
+	for (size_t i = 0; i < sizeof(raw); i++) {
+		*o++ = hex[raw[i] >> 4];
+		*o++ = hex[raw[i] & 15];
 	}
 	*o = '\0';
 }
@@ -955,6 +952,8 @@ struct http_server *http_server_new(struct event_base *base, const struct http_r
 	s->base = base;
 	s->app = app;
 	s->nroutes = nroutes;
+	if (id_random_bytes(s->id_prefix, sizeof(s->id_prefix)) != 0)
+		goto fail;
 	s->routes = calloc(nroutes > 0 ? nroutes : 1, sizeof(*s->routes));
 	if (s->routes == NULL)
 		goto fail;

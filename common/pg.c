@@ -958,13 +958,13 @@ struct brow {
 	TAILQ_ENTRY(brow) link;
 	pg_row_cb cb;
 	void *arg;
-	char *vals[]; /* ncols copies, NULL = SQL NULL */
+	char *vals[]; /* ncols pointers into the same allocation, NULL = SQL NULL */
 };
 TAILQ_HEAD(brow_list, brow);
 
 struct pg_batcher {
 	struct pg_pool *pool;
-	char *sql;
+	int stmt; /* the batch statement, prepared on every connection */
 	int ncols, max_rows, max_inflight, inflight;
 	struct brow_list waiting;
 	struct event flush_ev;
@@ -981,8 +981,7 @@ static void batch_done(void *arg, const PGresult *res, const char *err);
 
 static void brow_free(struct pg_batcher *b, struct brow *r)
 {
-	for (int i = 0; i < b->ncols; i++)
-		free(r->vals[i]);
+	(void)b; /* the values live in the row's own allocation */
 	free(r);
 }
 
@@ -1078,8 +1077,7 @@ static void batch_send(struct pg_batcher *b, struct batch *bt)
 		if (!(arrays[c] = batch_array(bt, c)))
 			break;
 	if (c == b->ncols)
-		rc = pg_query(b->pool, b->sql, b->ncols, (const char *const *)arrays, batch_done,
-			      bt);
+		rc = pg_exec(b->pool, b->stmt, (const char *const *)arrays, batch_done, bt);
 	for (c = 0; c < b->ncols; c++)
 		free(arrays[c]);
 	if (rc != 0) {
@@ -1153,8 +1151,9 @@ struct pg_batcher *pg_batcher_new(struct pg_pool *p, const char *sql, int ncols,
 	struct pg_batcher *b = calloc(1, sizeof(*b));
 	if (!b)
 		return NULL;
-	b->sql = strdup(sql);
-	if (!b->sql) {
+	/* Prepared once per connection: a batch costs no parse or plan. */
+	b->stmt = pg_prepare(p, sql, ncols);
+	if (b->stmt < 0) {
 		free(b);
 		return NULL;
 	}
@@ -1178,21 +1177,21 @@ void pg_batcher_free(struct pg_batcher *b)
 		brow_free(b, r);
 	}
 	event_del(&b->flush_ev);
-	free(b->sql);
 	free(b);
 }
 
 int pg_batcher_add(struct pg_batcher *b, const char *const *values, pg_row_cb cb, void *arg)
 {
-	struct brow *r = calloc(1, sizeof(*r) + (size_t)b->ncols * sizeof(char *));
+	/* One allocation: the row, its value pointers, then the strings. */
+	size_t size = sizeof(struct brow) + (size_t)b->ncols * sizeof(char *);
+	for (int i = 0; i < b->ncols; i++)
+		size += values[i] ? strlen(values[i]) + 1 : 0;
+	struct brow *r = malloc(size);
 	if (!r)
 		return -1;
-	for (int i = 0; i < b->ncols; i++) {
-		if (values[i] && !(r->vals[i] = strdup(values[i]))) {
-			brow_free(b, r);
-			return -1;
-		}
-	}
+	char *cur = (char *)&r->vals[b->ncols];
+	for (int i = 0; i < b->ncols; i++)
+		r->vals[i] = (char *)arena_copy(&cur, values[i]);
 	r->cb = cb;
 	r->arg = arg;
 	TAILQ_INSERT_TAIL(&b->waiting, r, link);

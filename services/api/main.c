@@ -94,7 +94,14 @@ static int loop_init(struct app *a, struct loop *l, int index)
 	struct timeval one_sec = {1, 0};
 	l->app = a;
 	l->index = index;
-	l->base = event_base_new();
+	/* The changelist folds the several epoll changes a request makes in one
+	 * loop iteration (evhttp toggling read and write) into one epoll_ctl. */
+	struct event_config *ec = event_config_new();
+	if (!ec)
+		return -1;
+	event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	l->base = event_base_new_with_config(ec);
+	event_config_free(ec);
 	if (!l->base)
 		return -1;
 	snprintf(name, sizeof(name), "api-%d", index);

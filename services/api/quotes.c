@@ -44,6 +44,9 @@ struct quote {
 	const char *priority;
 	const char *rate_source;
 	int64_t created_ms, expires_ms;
+	/* Text forms, made once and shared by the row and the response. */
+	char rate_str[MONEY_RATE_STRLEN];
+	char created_at[32], expires_at[32];
 };
 
 struct quote_req {
@@ -56,7 +59,8 @@ static struct metric *m_created, *m_insert_failed;
 
 int quotes_init(struct loop *l)
 {
-	l->quote_insert = pg_batcher_new(l->pg, insert_sql, INSERT_COLS, 512, 2);
+	l->quote_insert =
+		pg_batcher_new(l->pg, insert_sql, INSERT_COLS, 512, l->app->cfg.db_pool_size);
 	l->stmts[STMT_QUOTE_GET] = pg_prepare(l->pg, get_sql, 1);
 	if (!l->quote_insert || l->stmts[STMT_QUOTE_GET] < 0)
 		return -1;
@@ -76,25 +80,29 @@ static void format_time(int64_t ms, char out[32])
 	snprintf(out + n, 32 - n, ".%03dZ", (int)(ms % 1000));
 }
 
+/* Fills the text forms of the rate and the timestamps. */
+static void quote_set_text(struct quote *q)
+{
+	money_rate_format(q->rate, q->rate_str, sizeof(q->rate_str));
+	format_time(q->created_ms, q->created_at);
+	format_time(q->expires_ms, q->expires_at);
+}
+
 /* The quote object of SPEC 4. New reference. */
 static json_t *quote_json(const struct quote *q)
 {
-	char rate[MONEY_RATE_STRLEN], created[32], expires[32];
 	int64_t left_ms = q->expires_ms - clock_wall_ms();
-	money_rate_format(q->rate, rate, sizeof(rate));
-	format_time(q->created_ms, created);
-	format_time(q->expires_ms, expires);
-	return json_pack("{s:s, s:I, s:s, s:s, s:{s:I, s:I, s:I, s:I, s:s}, s:I, s:s, s:s, s:s,"
-			 " s:s, s:s, s:I, s:s}",
-			 "id", q->id, "amount", (json_int_t)q->amount, "currency", q->from->code,
-			 "exchange_rate", rate, "fees", "platform_fee",
-			 (json_int_t)q->m.platform_fee, "onramp_fee", (json_int_t)q->m.onramp_fee,
-			 "offramp_fee", (json_int_t)q->m.offramp_fee, "total_fees",
-			 (json_int_t)q->m.total_fees, "currency", q->from->code,
-			 "guaranteed_payout", (json_int_t)q->m.payout, "payout_currency",
-			 q->to->code, "chain", q->chain, "priority", q->priority, "rate_source",
-			 q->rate_source, "expires_at", expires, "valid_for_seconds",
-			 (json_int_t)(left_ms > 0 ? left_ms / 1000 : 0), "created_at", created);
+	return json_pack(
+		"{s:s, s:I, s:s, s:s, s:{s:I, s:I, s:I, s:I, s:s}, s:I, s:s, s:s, s:s,"
+		" s:s, s:s, s:I, s:s}",
+		"id", q->id, "amount", (json_int_t)q->amount, "currency", q->from->code,
+		"exchange_rate", q->rate_str, "fees", "platform_fee", (json_int_t)q->m.platform_fee,
+		"onramp_fee", (json_int_t)q->m.onramp_fee, "offramp_fee",
+		(json_int_t)q->m.offramp_fee, "total_fees", (json_int_t)q->m.total_fees, "currency",
+		q->from->code, "guaranteed_payout", (json_int_t)q->m.payout, "payout_currency",
+		q->to->code, "chain", q->chain, "priority", q->priority, "rate_source",
+		q->rate_source, "expires_at", q->expires_at, "valid_for_seconds",
+		(json_int_t)(left_ms > 0 ? left_ms / 1000 : 0), "created_at", q->created_at);
 }
 
 /* Placeholder routing until the fee engine's router lands: Ethereum L1 for
@@ -213,6 +221,7 @@ void quotes_create(struct http_req *r, void *arg)
 	}
 	q.created_ms = clock_wall_ms();
 	q.expires_ms = q.created_ms + a->cfg.quote_ttl * 1000;
+	quote_set_text(&q);
 
 	struct quote_req *qr = malloc(sizeof(*qr));
 	if (!qr) {
@@ -222,26 +231,22 @@ void quotes_create(struct http_req *r, void *arg)
 	qr->r = r;
 	qr->l = l;
 	qr->q = q;
-	char amount[24], rate[MONEY_RATE_STRLEN], pf[24], of[24], ff[24], tf[24], payout[24];
-	char created[32], expires[32];
+	char amount[24], pf[24], of[24], ff[24], tf[24], payout[24];
 	snprintf(amount, sizeof(amount), "%" PRId64, q.amount);
-	money_rate_format(q.rate, rate, sizeof(rate));
 	snprintf(pf, sizeof(pf), "%" PRId64, q.m.platform_fee);
 	snprintf(of, sizeof(of), "%" PRId64, q.m.onramp_fee);
 	snprintf(ff, sizeof(ff), "%" PRId64, q.m.offramp_fee);
 	snprintf(tf, sizeof(tf), "%" PRId64, q.m.total_fees);
 	snprintf(payout, sizeof(payout), "%" PRId64, q.m.payout);
-	format_time(q.created_ms, created);
-	format_time(q.expires_ms, expires);
 	const char *row[INSERT_COLS] = {
-		q.id,	    auth_principal(r)->key_id,
-		amount,	    q.from->code,
-		q.to->code, rate,
-		pf,	    of,
-		ff,	    tf,
-		payout,	    q.chain,
-		q.priority, q.rate_source,
-		created,    expires,
+		q.id,	      auth_principal(r)->key_id,
+		amount,	      q.from->code,
+		q.to->code,   q.rate_str,
+		pf,	      of,
+		ff,	      tf,
+		payout,	      q.chain,
+		q.priority,   q.rate_source,
+		q.created_at, q.expires_at,
 	};
 	if (pg_batcher_add(l->quote_insert, row, insert_done, qr) != 0) {
 		free(qr);
@@ -284,6 +289,7 @@ static void get_done(void *arg, const PGresult *res, const char *err)
 	q.rate_source = PQgetvalue(res, 0, 12);
 	q.created_ms = strtoll(PQgetvalue(res, 0, 13), NULL, 10);
 	q.expires_ms = strtoll(PQgetvalue(res, 0, 14), NULL, 10);
+	quote_set_text(&q);
 	http_reply_json(r, 200, quote_json(&q));
 }
 
