@@ -967,8 +967,13 @@ struct pg_batcher {
 	int stmt; /* the batch statement, prepared on every connection */
 	int ncols, max_rows, max_inflight, inflight;
 	struct brow_list waiting;
+	int nwaiting; /* bounded: at most BATCH_MAX_WAITING batches' worth */
 	struct event flush_ev;
 };
+
+/* Rows may wait for this many full batches before new ones are refused, so
+ * memory stays bounded while the database is slow. */
+#define BATCH_MAX_WAITING 16
 
 struct batch {
 	struct pg_batcher *b;
@@ -1101,6 +1106,7 @@ static void batcher_flush(evutil_socket_t fd, short what, void *arg)
 		struct brow *r;
 		while (bt->nrows < b->max_rows && (r = TAILQ_FIRST(&b->waiting)) != NULL) {
 			TAILQ_REMOVE(&b->waiting, r, link);
+			b->nwaiting--;
 			TAILQ_INSERT_TAIL(&bt->rows, r, link);
 			bt->nrows++;
 		}
@@ -1173,6 +1179,7 @@ void pg_batcher_free(struct pg_batcher *b)
 	struct brow *r;
 	while ((r = TAILQ_FIRST(&b->waiting)) != NULL) {
 		TAILQ_REMOVE(&b->waiting, r, link);
+		b->nwaiting--;
 		r->cb(r->arg, "pool shutting down");
 		brow_free(b, r);
 	}
@@ -1182,6 +1189,8 @@ void pg_batcher_free(struct pg_batcher *b)
 
 int pg_batcher_add(struct pg_batcher *b, const char *const *values, pg_row_cb cb, void *arg)
 {
+	if (b->nwaiting >= b->max_rows * BATCH_MAX_WAITING)
+		return -1;
 	/* One allocation: the row, its value pointers, then the strings. */
 	size_t size = sizeof(struct brow) + (size_t)b->ncols * sizeof(char *);
 	for (int i = 0; i < b->ncols; i++)
@@ -1195,6 +1204,7 @@ int pg_batcher_add(struct pg_batcher *b, const char *const *values, pg_row_cb cb
 	r->cb = cb;
 	r->arg = arg;
 	TAILQ_INSERT_TAIL(&b->waiting, r, link);
+	b->nwaiting++;
 	event_active(&b->flush_ev, EV_TIMEOUT, 0);
 	return 0;
 }

@@ -97,6 +97,10 @@ static void snapshot_done(void *arg, redisReply *reply, const char *err)
 		}
 		fresh[c - all] = rate;
 	}
+	/* USD is the snapshot's reference: 1 by definition, even when unlisted. */
+	const struct currency *usd = money_currency("USD");
+	if (reply->elements > 0 && fresh[usd - all] == 0)
+		fresh[usd - all] = MONEY_RATE_SCALE;
 	if (strcmp(source, "live") != 0 && strcmp(source, "cached") != 0 &&
 	    strcmp(source, "default") != 0)
 		snprintf(source, sizeof(source), "live"); /* absent or unknown */

@@ -296,6 +296,29 @@ static void test_batcher(void **state)
 	env_free(&e);
 }
 
+/* Rows waiting for a batch are bounded: past 16 batches' worth, refused. */
+static void test_batcher_bounded(void **state)
+{
+	struct env e;
+	(void)state;
+	env_init(&e, 1, 5000);
+	struct pg_batcher *b =
+		pg_batcher_new(e.pool, "SELECT count(*) FROM unnest($1::text[])", 1, 1, 1);
+	assert_non_null(b);
+	const char *row[] = {"x"};
+	for (int i = 0; i < 16; i++)
+		assert_int_equal(pg_batcher_add(b, row, row_cb, &e), 0);
+	assert_int_equal(pg_batcher_add(b, row, row_cb, &e), -1);
+	e.expected = 16;
+	run_until_done(&e);
+	assert_int_equal(e.errors, 0);
+	assert_int_equal(pg_batcher_add(b, row, row_cb, &e), 0); /* room again */
+	e.expected = 17;
+	run_until_done(&e);
+	pg_batcher_free(b);
+	env_free(&e);
+}
+
 /* A statement slower than the deadline is cancelled by the server
  * (statement_timeout) and fails alone; the pool keeps working. */
 static void test_timeout(void **state)
@@ -437,6 +460,7 @@ int main(void)
 		cmocka_unit_test(test_server_error_has_sqlstate),
 		cmocka_unit_test(test_tx_atomic),
 		cmocka_unit_test(test_batcher),
+		cmocka_unit_test(test_batcher_bounded),
 		cmocka_unit_test(test_timeout),
 		cmocka_unit_test(test_reconnect_after_kill),
 		cmocka_unit_test(test_free_fails_pending),

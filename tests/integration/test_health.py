@@ -210,9 +210,9 @@ def test_postgres_outage_and_recovery(start_api, private_pg):
         f"{last['r'].status} {last['r'].body!r}"
     assert _checks(last["r"].body)["postgres"]["status"] == "up", last["r"].body
 
-    # Requests work again without restarting the api. Pooled connections are
-    # replaced with a reconnect backoff, so allow a few seconds until ten
-    # consecutive requests succeed.
+    # Requests work again without restarting the api. A loop whose
+    # connections are all in reconnect backoff brings one attempt forward
+    # when a request needs it, so this takes well under the 5 s backoff cap.
     seen = []
 
     def ten_ok():
@@ -223,8 +223,8 @@ def test_postgres_outage_and_recovery(start_api, private_pg):
                 return False
         return True
 
-    assert wait_for(ten_ok, 10, 0.2), \
-        f"POST /v1/quotes not reliably 201 within 10 s after /health recovered; " \
+    assert wait_for(ten_ok, 2, 0.1), \
+        f"POST /v1/quotes not reliably 201 within 2 s after /health recovered; " \
         f"statuses: {seen[-30:]}"
     r = a.get(f"/v1/quotes/{before.body['id']}")
     assert r.status == 200, f"quote created before the outage: {r.status} {r.body!r}"

@@ -94,7 +94,8 @@ int pg_script(struct pg_pool *p, const char *sql, pg_cb cb, void *arg)
  *   INSERT INTO t (a, b) SELECT * FROM unnest($1::text[], $2::bigint[])
  * so N concurrent inserts cost one statement and one commit. At most
  * max_inflight batches run at once; rows arriving meanwhile wait and go in the
- * next batch (<= max_rows). If a batch fails, its rows are retried one by one
+ * next batch (<= max_rows); at most 16 batches' worth may wait, then rows
+ * are refused. If the server rejects a batch, its rows are retried one by one
  * so one bad row fails alone. */
 struct pg_batcher;
 typedef void (*pg_row_cb)(void *arg, const char *err);
