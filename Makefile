@@ -39,7 +39,7 @@ COMP_BIN   := $(COMP_SRC:tests/component/%.c=$(BUILD)/tests/component/%)
 
 BINS := $(BINDIR)/rampart-api
 
-.PHONY: all clean test unit components integration run bench format format-check checksrc check-deps
+.PHONY: all clean test unit valgrind components integration run bench format format-check checksrc check-deps
 all: $(BINS)
 
 $(BUILD)/%.o: %.c $(wildcard common/include/common/*.h) $(wildcard services/*/*.h)
@@ -77,6 +77,13 @@ components: $(COMP_BIN)
 
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+# The unit tests again under valgrind (release build: valgrind and the
+# sanitizers do not mix); any error or leak fails.
+valgrind: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== valgrind $$t"; \
+		valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+			--show-leak-kinds=definite $$t >/dev/null; done
 
 integration: all components
 	RAMPART_BIN=$(BINDIR) RAMPART_COMPONENT_BIN=$(BUILD)/tests/component /usr/bin/python3 -m pytest -q tests/integration

@@ -3,6 +3,7 @@
 #
 #   deps -> checksrc -> format-check -> gcc release build -> clang build ->
 #   ASan/UBSan build (daemons + component tests) -> unit tests (sanitized) ->
+#   unit tests under valgrind (release) ->
 #   integration tests (sanitized binaries against private PostgreSQL + Redis
 #   started by the pytest fixtures, which also run the component tests)
 #
@@ -52,6 +53,8 @@ step() {
 integration() {
 	RAMPART_BIN="$RAMPART_ROOT/build/san/bin" \
 		RAMPART_COMPONENT_BIN="$RAMPART_ROOT/build/san/tests/component" \
+		RAMPART_VALGRIND_BIN="$RAMPART_ROOT/bin" \
+		RAMPART_VALGRIND_COMPONENT_BIN="$RAMPART_ROOT/build/rel/tests/component" \
 		/usr/bin/python3 -m pytest -q -p no:cacheprovider \
 		${PYTEST_ARGS:-} tests/integration
 }
@@ -60,9 +63,10 @@ step deps sh scripts/deps.sh
 step checksrc sh scripts/checksrc.sh
 # clang-format reads stdin when given no files: never let it wait on a terminal.
 step format-check "$MAKE" format-check </dev/null
-step build-gcc "$MAKE" -j"$JOBS"
+step build-gcc "$MAKE" -j"$JOBS" all components
 step build-clang "$MAKE" -j"$JOBS" CC=clang BUILD=build/clang BINDIR=build/clang/bin
 step build-san "$MAKE" -j"$JOBS" SAN=1 BINDIR=build/san/bin all components
 step unit "$MAKE" -j"$JOBS" unit SAN=1 BINDIR=build/san/bin
+step valgrind "$MAKE" -j"$JOBS" valgrind
 step integration integration
 finish 0

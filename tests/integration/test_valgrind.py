@@ -1,0 +1,64 @@
+"""The release build under valgrind (memcheck): the pg/redis component tests
+and a short life of the api daemon (quotes, lookups, bad input, health,
+SIGTERM) must show no memory error and no definite leak.
+
+Runs when RAMPART_VALGRIND_BIN names a directory with release binaries
+(scripts/test.sh sets it); sanitizer builds cannot run under valgrind."""
+
+import os
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from rampart_it import Api, api_env, stop_process
+
+VG_BIN = os.environ.get("RAMPART_VALGRIND_BIN")
+VG_COMPONENTS = os.environ.get("RAMPART_VALGRIND_COMPONENT_BIN")
+VALGRIND = ["valgrind", "-q", "--error-exitcode=99", "--leak-check=full",
+            "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite"]
+
+pytestmark = pytest.mark.skipif(
+    not VG_BIN or not shutil.which("valgrind"),
+    reason="RAMPART_VALGRIND_BIN not set (make test sets it) or valgrind missing")
+
+
+@pytest.mark.parametrize("name,var", [("test_pg", "DATABASE_URL"), ("test_redis", "REDIS_URL")])
+def test_component_under_valgrind(name, var, pg, redis):
+    exe = Path(VG_COMPONENTS or "") / name
+    assert exe.exists(), f"{exe} not built (make components)"
+    url = pg.url if var == "DATABASE_URL" else redis.url
+    r = subprocess.run(VALGRIND + [str(exe)], env={**os.environ, var: url},
+                       capture_output=True, text=True, timeout=600)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, f"{name} under valgrind exited {r.returncode}:\n{out[-6000:]}"
+
+
+def test_api_under_valgrind(migrated, redis, workdir):
+    env = api_env(migrated, redis, {"API_THREADS": 2})
+    api = Api(env, workdir, "valgrind-api")
+    with open(api.stdout_path, "ab") as out, open(api.stderr_path, "ab") as err:
+        api.proc = subprocess.Popen(VALGRIND + [str(Path(VG_BIN) / "rampart-api")], env=env,
+                                    stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                    start_new_session=True)
+    try:
+        api.wait_ready(60)
+        ids = []
+        for amount in (100000, 250, 99999999):
+            r = api.quote("USD", "EUR", amount, timeout=30)
+            assert r.status == 201, r
+            ids.append(r.body["id"])
+        for qid in ids:
+            assert api.get(f"/v1/quotes/{qid}", timeout=30).status == 200
+        assert api.quote("USD", "USD", 100, timeout=30).status == 400
+        assert api.call("POST", "/v1/quotes", body=b"{nope", timeout=30).status == 400
+        assert api.get("/v1/quotes/quote_nope", timeout=30).status == 400
+        assert api.get("/health", key=None, timeout=30).status == 200
+        assert api.get("/metrics", key=None, timeout=30).status == 200
+        assert api.quote("USD", "EUR", 100, key="wrong", timeout=30).status == 401
+    finally:
+        rc = stop_process(api.proc, signal.SIGTERM, 60)
+    err = api.stderr_path.read_text(errors="replace")
+    assert rc == 0, f"rampart-api under valgrind exited {rc}:\n{err[-6000:]}"
