@@ -66,18 +66,34 @@ int api_config_load(struct api_config *c)
 	    cfg_int("RATE_LIMIT_BURST", 2000, 1, 10000000, &c->rate_burst) ||
 	    cfg_int("QUOTE_TTL_SECONDS", 60, 1, 86400, &c->quote_ttl))
 		goto fail;
-	if (cfg_int("FEE_PLATFORM_BPS", 200, 0, 10000, &v))
-		goto fail;
-	c->fee_platform_bps = (int)v;
-	if (cfg_int("FEE_ONRAMP_BPS", 70, 0, 10000, &v))
-		goto fail;
-	c->fee_onramp_bps = (int)v;
-	if (cfg_int("FEE_OFFRAMP_BPS", 50, 0, 10000, &v))
-		goto fail;
-	c->fee_offramp_bps = (int)v;
+	/* The int-valued variables, as a table: name, default, range, field. */
+	const struct {
+		const char *name;
+		long long def, min, max;
+		int *dst;
+	} ints[] = {
+		{"FEE_PLATFORM_BPS", 200, 0, 10000, &c->fee_platform_bps},
+		{"FEE_ONRAMP_BPS", 70, 0, 10000, &c->fee_onramp_bps},
+		{"FEE_OFFRAMP_BPS", 50, 0, 10000, &c->fee_offramp_bps},
+		{"API_THREADS", 0, 0, 256, &c->threads},
+		{"DB_POOL_SIZE", 2, 1, 64, &c->db_pool_size},
+		{"DB_QUERY_TIMEOUT_MS", 5000, 10, 600000, &c->db_timeout_ms},
+		{"REDIS_TIMEOUT_MS", 2000, 10, 600000, &c->redis_timeout_ms},
+		{"API_KEY_CACHE_SECONDS", 30, 0, 86400, &c->key_cache_seconds},
+		{"SHUTDOWN_GRACE_SECONDS", 10, 0, 3600, &c->grace_seconds},
+	};
+	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+		if (cfg_int(ints[i].name, ints[i].def, ints[i].min, ints[i].max, &v))
+			goto fail;
+		*ints[i].dst = (int)v;
+	}
 	if (c->fee_platform_bps + c->fee_onramp_bps + c->fee_offramp_bps >= 10000) {
 		cfg_fail("FEE_PLATFORM_BPS", "the three FEE_*_BPS together must be below 10000");
 		goto fail;
+	}
+	if (c->threads == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		c->threads = n > 0 ? (int)n : 1;
 	}
 	if (cfg_str("LOG_LEVEL", "info", 16, &level))
 		goto fail;
@@ -88,28 +104,6 @@ int api_config_load(struct api_config *c)
 	if (cfg_enum("LOG_FORMAT", "json", formats, &fmt))
 		goto fail;
 	c->log_json = fmt == 0;
-	if (cfg_int("API_THREADS", 0, 0, 256, &v))
-		goto fail;
-	c->threads = (int)v;
-	if (c->threads == 0) {
-		long n = sysconf(_SC_NPROCESSORS_ONLN);
-		c->threads = n > 0 ? (int)n : 1;
-	}
-	if (cfg_int("DB_POOL_SIZE", 2, 1, 64, &v))
-		goto fail;
-	c->db_pool_size = (int)v;
-	if (cfg_int("DB_QUERY_TIMEOUT_MS", 5000, 10, 600000, &v))
-		goto fail;
-	c->db_timeout_ms = (int)v;
-	if (cfg_int("REDIS_TIMEOUT_MS", 2000, 10, 600000, &v))
-		goto fail;
-	c->redis_timeout_ms = (int)v;
-	if (cfg_int("API_KEY_CACHE_SECONDS", 30, 0, 86400, &v))
-		goto fail;
-	c->key_cache_seconds = (int)v;
-	if (cfg_int("SHUTDOWN_GRACE_SECONDS", 10, 0, 3600, &v))
-		goto fail;
-	c->grace_seconds = (int)v;
 	free(keys);
 	free(level);
 	return 0;
