@@ -144,3 +144,28 @@ def test_snapshot_garbage_is_ignored(start_api, redis, bad):
     assert Decimal(q.body["exchange_rate"]) == Decimal("0.92"), q.body
     assert q.body["rate_source"] == "default"
     assert a.get("/health", key=None).status == 200
+
+
+def test_health_reports_queue_lag_and_dlq_depth(start_api, redis):
+    prefix = f"itq{uuid.uuid4().hex[:8]}"
+    a = start_api({"REDIS_PREFIX": prefix})
+    h = a.get("/health", key=None)
+    assert h.status == 200 and h.body["overall_status"] == "healthy", h.body
+    c = _checks(h.body)
+    assert c["payments_queue"]["pending"] == 0 and c["payments_dlq"]["depth"] == 0, h.body
+
+    jobs, dlq = f"{prefix}:{{payments}}:jobs", f"{prefix}:{{payments}}:dlq"
+    redis.cli("XGROUP", "CREATE", jobs, "workers", "$", "MKSTREAM")
+    for i in range(3):
+        redis.cli("XADD", jobs, "*", "payment_id", f"pay_{i}", "step", "onramp_initiate",
+                  "attempt", "1", "request_id", "req_test")
+    redis.cli("XREADGROUP", "GROUP", "workers", "w1", "COUNT", "1", "STREAMS", jobs, ">")
+    redis.cli("XADD", dlq, "*", "payment_id", "pay_x", "step", "offramp_poll", "error", "boom")
+
+    h = a.get("/health", key=None)
+    assert h.status == 200, h
+    assert h.body["overall_status"] == "degraded", h.body
+    c = _checks(h.body)
+    assert c["payments_queue"]["pending"] == 1, h.body   # read, not acknowledged
+    assert c["payments_queue"]["lag"] == 2, h.body       # not yet read by the group
+    assert c["payments_dlq"]["depth"] == 1 and c["payments_dlq"]["status"] == "warn", h.body
