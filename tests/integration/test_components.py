@@ -34,3 +34,11 @@ def test_pg_pool_component(pg):
 
 def test_redis_client_component(redis):
     run_component("test_redis", {"REDIS_URL": redis.url})
+
+
+def test_http_client_component():
+    run_component("test_httpc", {})
+
+
+def test_job_queue_component(redis):
+    run_component("test_jobs", {"REDIS_URL": redis.url})

@@ -25,12 +25,13 @@ pytestmark = pytest.mark.skipif(
     reason="RAMPART_VALGRIND_BIN not set (make test sets it) or valgrind missing")
 
 
-@pytest.mark.parametrize("name,var", [("test_pg", "DATABASE_URL"), ("test_redis", "REDIS_URL")])
+@pytest.mark.parametrize("name,var", [("test_pg", "DATABASE_URL"), ("test_redis", "REDIS_URL"),
+                                      ("test_jobs", "REDIS_URL"), ("test_httpc", None)])
 def test_component_under_valgrind(name, var, pg, redis):
     exe = Path(VG_COMPONENTS or "") / name
     assert exe.exists(), f"{exe} not built (make components)"
-    url = pg.url if var == "DATABASE_URL" else redis.url
-    r = subprocess.run(VALGRIND + [str(exe)], env={**os.environ, var: url},
+    extra = {var: pg.url if var == "DATABASE_URL" else redis.url} if var else {}
+    r = subprocess.run(VALGRIND + [str(exe)], env={**os.environ, **extra},
                        capture_output=True, text=True, timeout=600)
     out = r.stdout + r.stderr
     assert r.returncode == 0, f"{name} under valgrind exited {r.returncode}:\n{out[-6000:]}"
