@@ -113,7 +113,10 @@ start_daemon api
 wait_http_200 "http://$api_hostport/readyz" 30 "$LAST_PID"
 
 # One line per daemon; each admin port is the first free one from its default.
-claim_port port 9101 && start_daemon worker METRICS_LISTEN="127.0.0.1:$port"
+# The worker settles mock legs in a few seconds (not the SPEC's default of
+# minutes), so a newcomer watches a payment complete.
+claim_port port 9101 && start_daemon worker METRICS_LISTEN="127.0.0.1:$port" \
+	MOCK_SETTLE_MIN_MS="${MOCK_SETTLE_MIN_MS:-2000}" MOCK_SETTLE_MAX_MS="${MOCK_SETTLE_MAX_MS:-5000}"
 claim_port port 9102 && start_daemon webhook METRICS_LISTEN="127.0.0.1:$port"
 claim_port port 9103 && start_daemon feeengine METRICS_LISTEN="127.0.0.1:$port"
 
@@ -127,6 +130,10 @@ rampart is running (Ctrl-C stops everything):
 
 Try:
   curl -s -X POST http://$api_hostport/v1/quotes -H 'Authorization: Bearer $key' -H 'Content-Type: application/json' -d '{"from_currency":"USD","to_currency":"EUR","amount":100000}'
+
+then pay against the quote (put its id in) and watch the payment move through its states:
+  curl -s -X POST http://$api_hostport/v1/payments -H 'Authorization: Bearer $key' -H 'Content-Type: application/json' -H 'Idempotency-Key: demo-1' -d '{"quote_id":"quote_...","source_account":"acct_demo_src","destination_account":"acct_demo_dst"}'
+  curl -s http://$api_hostport/v1/payments/pay_... -H 'Authorization: Bearer $key'
 
 EOF
 

@@ -1,0 +1,141 @@
+/* relay.c - the worker's maintenance timers: the relay that re-enqueues
+ * payments whose job never reached Redis (a crash between commit and XADD,
+ * Redis down, a job lost with Redis data) and the quote TTL cleanup. */
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "common/jobs.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "common/pg.h"
+#include "worker.h"
+
+#define RELAY_BATCH "500"
+#define CLEANUP_BATCH "1000"
+#define CLEANUP_MAX_BATCHES 20 /* per tick: bounded work, the rest next tick */
+
+/* Live payments untouched for a stale window, each at most once per window
+ * (reconciled_at), claimed with SKIP LOCKED so several workers split them. */
+static const char relay_sql[] =
+	"UPDATE payments p SET reconciled_at = clock_timestamp() FROM ("
+	" SELECT id FROM payments"
+	" WHERE status NOT IN ('COMPLETED', 'FAILED', 'REFUNDED')"
+	"  AND updated_at < clock_timestamp() - make_interval(secs => $1::int)"
+	"  AND (reconciled_at IS NULL"
+	"   OR reconciled_at < clock_timestamp() - make_interval(secs => $1::int))"
+	" ORDER BY updated_at LIMIT $2::int FOR UPDATE SKIP LOCKED) s"
+	" WHERE p.id = s.id RETURNING p.id, p.status";
+
+/* Expired quotes no payment used, oldest first, in bounded batches. */
+static const char cleanup_sql[] =
+	"DELETE FROM quotes WHERE id IN (SELECT id FROM quotes"
+	" WHERE used_at IS NULL AND expires_at < now()"
+	" ORDER BY expires_at LIMIT $1::int FOR UPDATE SKIP LOCKED)";
+
+static struct metric *m_relayed, *m_cleaned;
+static bool relay_busy, cleanup_busy;
+static int cleanup_batches;
+
+static void relay_done(void *arg, const PGresult *res, const char *err)
+{
+	struct worker *w = arg;
+	relay_busy = false;
+	if (err) {
+		log_event(LOG_WARN, "relay scan failed", LF_S("error", err));
+		return;
+	}
+	for (int i = 0; i < PQntuples(res); i++) {
+		enum pay_state st;
+		const char *id = PQgetvalue(res, i, 0);
+		if (pay_state_parse(PQgetvalue(res, i, 1), &st) != 0 || pay_state_step(st) < 0)
+			continue;
+		struct job_field f[] = {
+			{"payment_id", id},
+			{"step", pay_step_name((enum pay_step)pay_state_step(st))},
+			{"attempt", "1"},
+			{"request_id", "relay"},
+		};
+		if (jobs_add(w->redis, jobq_stream_key(w->jobs), 1000000, f, 4, NULL, NULL) != 0) {
+			log_event(LOG_WARN, "relay could not queue a job (next window retries)",
+				  LF_S("payment_id", id));
+			continue;
+		}
+		metric_inc(m_relayed);
+		log_event(LOG_INFO, "relayed a stalled payment", LF_S("payment_id", id),
+			  LF_S("status", PQgetvalue(res, i, 1)));
+	}
+}
+
+static void relay_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	char secs[16];
+	(void)fd;
+	(void)what;
+	if (relay_busy || w->draining)
+		return;
+	snprintf(secs, sizeof(secs), "%d", w->cfg.relay_stale_s);
+	const char *params[] = {secs, RELAY_BATCH};
+	if (pg_exec(w->pg, w->stmt_relay, params, relay_done, w) == 0)
+		relay_busy = true;
+}
+
+static void cleanup_batch(struct worker *w);
+
+static void cleanup_done(void *arg, const PGresult *res, const char *err)
+{
+	struct worker *w = arg;
+	cleanup_busy = false;
+	if (err) {
+		log_event(LOG_WARN, "quote cleanup failed", LF_S("error", err));
+		return;
+	}
+	long n = strtol(PQcmdTuples((PGresult *)res), NULL, 10);
+	if (n > 0) {
+		metric_add(m_cleaned, (uint64_t)n);
+		log_event(LOG_INFO, "expired quotes deleted", LF_I("count", n));
+	}
+	if (n == strtol(CLEANUP_BATCH, NULL, 10) && ++cleanup_batches < CLEANUP_MAX_BATCHES && !w->draining)
+		cleanup_batch(w);
+}
+
+static void cleanup_batch(struct worker *w)
+{
+	const char *params[] = {CLEANUP_BATCH};
+	if (pg_exec(w->pg, w->stmt_cleanup, params, cleanup_done, w) == 0)
+		cleanup_busy = true;
+}
+
+static void cleanup_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	(void)fd;
+	(void)what;
+	if (cleanup_busy || w->draining)
+		return;
+	cleanup_batches = 0;
+	cleanup_batch(w);
+}
+
+int relay_init(struct worker *w)
+{
+	w->stmt_relay = pg_prepare(w->pg, relay_sql, 2);
+	w->stmt_cleanup = pg_prepare(w->pg, cleanup_sql, 1);
+	m_relayed = metrics_counter("rampart_relay_jobs_total",
+				    "Jobs re-enqueued for payments that had stalled", "");
+	m_cleaned = metrics_counter("rampart_quotes_cleaned_total",
+				    "Expired, unused quotes deleted", "");
+	w->relay_ev = event_new(w->base, -1, EV_PERSIST, relay_tick, w);
+	w->cleanup_ev = event_new(w->base, -1, EV_PERSIST, cleanup_tick, w);
+	return w->stmt_relay >= 0 && w->stmt_cleanup >= 0 && w->relay_ev && w->cleanup_ev ? 0 : -1;
+}
+
+void relay_start(struct worker *w)
+{
+	struct timeval relay = {w->cfg.relay_interval_ms / 1000,
+				(w->cfg.relay_interval_ms % 1000) * 1000};
+	struct timeval cleanup = {w->cfg.cleanup_interval_s, 0};
+	event_add(w->relay_ev, &relay);
+	event_add(w->cleanup_ev, &cleanup);
+}

@@ -1,0 +1,429 @@
+/* steps.c - the payment state machine at work: one job = one step of one
+ * payment. Load the payment, call the provider, commit the transition
+ * (compare-and-set + history + outbox event in one statement), schedule the
+ * next step, acknowledge. A job whose payment has moved on is stale: it is
+ * acknowledged and dropped, so replays are harmless. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/ids.h"
+#include "common/jobs.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "common/pg.h"
+#include "worker.h"
+
+/* Transient database errors retry the same step after this long. */
+#define DB_RETRY_MS 1000
+#define RETRY_BASE_MS 500
+#define RETRY_MAX_MS 60000
+
+static const char load_sql[] =
+	"SELECT status, amount, currency, payout_amount, payout_currency, source_account,"
+	" destination_account, chain, onramp_ref, offramp_ref,"
+	" (extract(epoch FROM clock_timestamp() - updated_at) * 1000)::bigint"
+	" FROM payments WHERE id = $1";
+
+/* The compare-and-set: the update happens only from the expected state, and
+ * the history row and the event are written only if it did, atomically. */
+static const char transition_sql[] =
+	"WITH u AS ("
+	" UPDATE payments SET status = $3, updated_at = clock_timestamp(),"
+	"  onramp_ref = COALESCE($5, onramp_ref), offramp_ref = COALESCE($6, offramp_ref),"
+	"  refund_ref = COALESCE($7, refund_ref), failure_code = COALESCE($8, failure_code),"
+	"  failure_message = COALESCE($9, failure_message)"
+	" WHERE id = $1 AND status = $2 RETURNING *),"
+	" h AS (INSERT INTO payment_history (payment_id, from_status, to_status, reason)"
+	"  SELECT id, $2, $3, $4 FROM u),"
+	" e AS (INSERT INTO events (id, type, payment_id, data)"
+	"  SELECT $10, $11, u.id, rampart_payment_json(u::payments) FROM u)"
+	" SELECT count(*) FROM u";
+
+/* One job being worked on. */
+struct step {
+	struct worker *w;
+	struct job *job; /* NULL once settled */
+	enum pay_step step;
+	int attempt;
+	char request_id[80];
+	char id[ID_MAX];
+	enum pay_state state;
+	long long amount, payout, age_ms;
+	char currency[8], payout_currency[8], chain[32];
+	char source[257], dest[257], onramp_ref[96], offramp_ref[96];
+	/* the transition being committed */
+	enum pay_state to;
+	struct prov_result res;
+	bool give_up; /* attempts exhausted: DLQ after the transition */
+	char reason[200];
+};
+
+static struct metric *m_stale, *m_stranded, *m_dead;
+
+static void step_free(struct step *s)
+{
+	free(s);
+}
+
+/* ---- settling ------------------------------------------------------------ */
+
+static void fields_for(const struct step *s, enum pay_step step, int attempt, char *abuf,
+		       size_t alen, struct job_field f[4])
+{
+	snprintf(abuf, alen, "%d", attempt);
+	f[0] = (struct job_field){"payment_id", s->id};
+	f[1] = (struct job_field){"step", pay_step_name(step)};
+	f[2] = (struct job_field){"attempt", abuf};
+	f[3] = (struct job_field){"request_id", s->request_id};
+}
+
+/* Settles the job with a follow-up step due at due_ms (0 = now). */
+static void settle_next(struct step *s, enum pay_step step, int attempt, uint64_t due_ms)
+{
+	struct job_field f[4];
+	char a[16];
+	fields_for(s, step, attempt, a, sizeof(a), f);
+	if (due_ms == 0)
+		jobq_next(s->w->jobs, s->job, f, 4);
+	else
+		jobq_retry(s->w->jobs, s->job, f, 4, due_ms);
+	s->job = NULL;
+}
+
+static void settle_ack(struct step *s)
+{
+	jobq_ack(s->w->jobs, s->job);
+	s->job = NULL;
+}
+
+/* Jitter in [0, ms/4]: spreads polls and retries of many payments. */
+static uint64_t jitter(uint64_t ms)
+{
+	return ms / 4 ? (uint64_t)rand() % (ms / 4 + 1) : 0;
+}
+
+/* How long to wait before polling a leg again: a quarter of the time the
+ * payment has spent in its state, within [poll_min, poll_max]. Young legs
+ * are polled often, old ones rarely. */
+static uint64_t poll_due(const struct step *s)
+{
+	const struct worker_config *c = &s->w->cfg;
+	uint64_t d = s->age_ms > 0 ? (uint64_t)s->age_ms / 4 : 0;
+	if (d < (uint64_t)c->poll_min_ms)
+		d = (uint64_t)c->poll_min_ms;
+	if (d > (uint64_t)c->poll_max_ms)
+		d = (uint64_t)c->poll_max_ms;
+	return (uint64_t)clock_wall_ms() + d + jitter(d);
+}
+
+/* Exponential backoff for transient failures (attempt 1 -> base). */
+static uint64_t retry_due(const struct step *s)
+{
+	uint64_t d = RETRY_BASE_MS;
+	for (int i = 1; i < s->attempt && d < RETRY_MAX_MS; i++)
+		d *= 2;
+	if (d > RETRY_MAX_MS)
+		d = RETRY_MAX_MS;
+	if (s->res.retry_after_ms > d)
+		d = s->res.retry_after_ms;
+	return (uint64_t)clock_wall_ms() + d + jitter(d);
+}
+
+/* The database failed us: try the same step again soon. */
+static void retry_db(struct step *s, const char *err)
+{
+	log_event(LOG_WARN, "payment step postponed: database error", LF_S("payment_id", s->id),
+		  LF_S("step", pay_step_name(s->step)), LF_S("error", err));
+	settle_next(s, s->step, s->attempt, (uint64_t)clock_wall_ms() + DB_RETRY_MS);
+	step_free(s);
+}
+
+/* ---- after a committed transition --------------------------------------------- */
+
+static void after_transition(struct step *s)
+{
+	if (s->give_up) {
+		/* Attempts exhausted: the job goes to the DLQ; a refund, if money
+		 * moved, starts as a fresh job. */
+		if (s->to == PAY_REFUND_PENDING) {
+			struct job_field f[4];
+			char a[16];
+			fields_for(s, STEP_REFUND, 1, a, sizeof(a), f);
+			if (jobs_add(s->w->redis, jobq_stream_key(s->w->jobs), 1000000, f, 4, NULL,
+				     NULL) != 0)
+				log_event(LOG_WARN, "refund job not queued; the relay will",
+					  LF_S("payment_id", s->id));
+		}
+		metric_inc(m_dead);
+		jobq_dead(s->w->jobs, s->job, s->reason);
+		s->job = NULL;
+		step_free(s);
+		return;
+	}
+	switch (s->to) {
+	case PAY_ONRAMP_PENDING:
+		s->age_ms = 0;
+		settle_next(s, STEP_ONRAMP_POLL, 1, poll_due(s));
+		break;
+	case PAY_ONRAMP_COMPLETE:
+		settle_next(s, STEP_OFFRAMP_INITIATE, 1, 0);
+		break;
+	case PAY_OFFRAMP_PENDING:
+		s->age_ms = 0;
+		settle_next(s, STEP_OFFRAMP_POLL, 1, poll_due(s));
+		break;
+	case PAY_REFUND_PENDING:
+		settle_next(s, STEP_REFUND, 1, 0);
+		break;
+	default: /* terminal */
+		settle_ack(s);
+		break;
+	}
+	step_free(s);
+}
+
+static void transition_done(void *arg, const PGresult *res, const char *err)
+{
+	struct step *s = arg;
+	if (err) {
+		retry_db(s, err);
+		return;
+	}
+	if (strcmp(PQgetvalue(res, 0, 0), "1") != 0) {
+		/* Lost the compare-and-set: another job got there first. */
+		metric_inc(m_stale);
+		log_event(LOG_DEBUG, "stale job dropped", LF_S("payment_id", s->id),
+			  LF_S("step", pay_step_name(s->step)));
+		settle_ack(s);
+		step_free(s);
+		return;
+	}
+	char labels[64];
+	snprintf(labels, sizeof(labels), "to=\"%s\"", pay_state_name(s->to));
+	metric_inc(metrics_counter("rampart_payment_transitions_total",
+				   "Payment state transitions committed", labels));
+	log_event(LOG_INFO, "payment transition", LF_S("payment_id", s->id),
+		  LF_S("request_id", s->request_id), LF_S("from", pay_state_name(s->state)),
+		  LF_S("to", pay_state_name(s->to)), LF_S("step", pay_step_name(s->step)));
+	after_transition(s);
+}
+
+/* The one function that changes a payment's state: commits s->state ->
+ * to with the references and failure the step produced. */
+static void transition(struct step *s, enum pay_state to, const char *reason)
+{
+	char evt[ID_MAX];
+	s->to = to;
+	if (!pay_transition_allowed(s->state, to) || id_new("evt", evt) != 0) {
+		log_event(LOG_ERROR, "illegal transition refused", LF_S("payment_id", s->id),
+			  LF_S("from", pay_state_name(s->state)), LF_S("to", pay_state_name(to)));
+		jobq_dead(s->w->jobs, s->job, "illegal transition");
+		step_free(s);
+		return;
+	}
+	const char *ref = s->res.ref[0] ? s->res.ref : NULL;
+	const bool failing = to == PAY_FAILED || to == PAY_REFUND_PENDING;
+	const char *params[11] = {
+		s->id,
+		pay_state_name(s->state),
+		pay_state_name(to),
+		reason,
+		to == PAY_ONRAMP_PENDING ? ref : NULL,
+		to == PAY_OFFRAMP_PENDING ? ref : NULL,
+		to == PAY_REFUNDED ? ref : NULL,
+		failing ? (s->res.failure_code[0] ? s->res.failure_code : "PROVIDER_ERROR") : NULL,
+		failing && s->res.error[0] ? s->res.error : NULL,
+		evt,
+		pay_event_type(to),
+	};
+	if (pg_exec(s->w->pg, s->w->stmt_transition, params, transition_done, s) != 0)
+		retry_db(s, "database unavailable");
+}
+
+/* ---- provider outcome ----------------------------------------------------- */
+
+static void provider_done(void *arg, const struct prov_result *r)
+{
+	struct step *s = arg;
+	char labels[96];
+	static const char *const outcomes[] = {"ok", "pending", "failed", "retry"};
+
+	s->res = *r;
+	snprintf(labels, sizeof(labels), "step=\"%s\",outcome=\"%s\"", pay_step_name(s->step),
+		 outcomes[r->outcome]);
+	metric_inc(metrics_counter("rampart_provider_calls_total",
+				   "Provider calls by step and outcome", labels));
+	switch (r->outcome) {
+	case PROV_OK: {
+		static const enum pay_state next[STEP_COUNT] = {
+			[STEP_ONRAMP_INITIATE] = PAY_ONRAMP_PENDING,
+			[STEP_ONRAMP_POLL] = PAY_ONRAMP_COMPLETE,
+			[STEP_OFFRAMP_INITIATE] = PAY_OFFRAMP_PENDING,
+			[STEP_OFFRAMP_POLL] = PAY_COMPLETED,
+			[STEP_REFUND] = PAY_REFUNDED,
+		};
+		transition(s, next[s->step], NULL);
+		return;
+	}
+	case PROV_PENDING:
+		settle_next(s, s->step, s->attempt, poll_due(s));
+		step_free(s);
+		return;
+	case PROV_FAILED:
+		if (s->step == STEP_REFUND) {
+			/* Nothing left to try automatically: an operator must act. */
+			metric_inc(m_stranded);
+			log_event(LOG_ERROR, "refund refused: payment needs an operator",
+				  LF_S("payment_id", s->id), LF_S("error", r->error));
+			snprintf(s->reason, sizeof(s->reason), "refund refused: %s", r->error);
+			jobq_dead(s->w->jobs, s->job, s->reason);
+			metric_inc(m_dead);
+			step_free(s);
+			return;
+		}
+		transition(s, pay_give_up_state(s->state), r->error);
+		return;
+	case PROV_RETRY:
+		if (s->attempt < s->w->cfg.max_attempts) {
+			log_event(LOG_INFO, "provider call will be retried", LF_S("payment_id", s->id),
+				  LF_S("step", pay_step_name(s->step)), LF_I("attempt", s->attempt),
+				  LF_S("error", r->error));
+			s->attempt++;
+			settle_next(s, s->step, s->attempt, retry_due(s));
+			step_free(s);
+			return;
+		}
+		snprintf(s->reason, sizeof(s->reason), "%s: %d attempts failed, last: %s",
+			 pay_step_name(s->step), s->attempt, r->error);
+		log_event(LOG_WARN, "provider attempts exhausted", LF_S("payment_id", s->id),
+			  LF_S("step", pay_step_name(s->step)), LF_S("error", r->error));
+		if (s->step == STEP_REFUND) {
+			metric_inc(m_stranded);
+			log_event(LOG_ERROR, "refund attempts exhausted: payment needs an operator",
+				  LF_S("payment_id", s->id));
+			metric_inc(m_dead);
+			jobq_dead(s->w->jobs, s->job, s->reason);
+			step_free(s);
+			return;
+		}
+		s->give_up = true;
+		snprintf(s->res.failure_code, sizeof(s->res.failure_code), "PROVIDER_UNAVAILABLE");
+		transition(s, pay_give_up_state(s->state), s->reason);
+		return;
+	}
+}
+
+/* ---- loading ------------------------------------------------------------ */
+
+static void copy_col(const PGresult *res, int col, char *dst, size_t len)
+{
+	snprintf(dst, len, "%s", PQgetisnull(res, 0, col) ? "" : PQgetvalue(res, 0, col));
+}
+
+static void load_done(void *arg, const PGresult *res, const char *err)
+{
+	struct step *s = arg;
+	static const enum prov_op ops[STEP_COUNT] = {
+		[STEP_ONRAMP_INITIATE] = OP_INITIATE_ONRAMP, [STEP_ONRAMP_POLL] = OP_POLL_ONRAMP,
+		[STEP_OFFRAMP_INITIATE] = OP_INITIATE_OFFRAMP, [STEP_OFFRAMP_POLL] = OP_POLL_OFFRAMP,
+		[STEP_REFUND] = OP_REFUND,
+	};
+	if (err) {
+		retry_db(s, err);
+		return;
+	}
+	if (PQntuples(res) != 1) {
+		log_event(LOG_ERROR, "job for an unknown payment", LF_S("payment_id", s->id));
+		metric_inc(m_dead);
+		jobq_dead(s->w->jobs, s->job, "unknown payment");
+		step_free(s);
+		return;
+	}
+	if (pay_state_parse(PQgetvalue(res, 0, 0), &s->state) != 0 ||
+	    s->state != pay_step_state(s->step)) {
+		metric_inc(m_stale);
+		log_event(LOG_DEBUG, "stale job dropped", LF_S("payment_id", s->id),
+			  LF_S("step", pay_step_name(s->step)), LF_S("status", PQgetvalue(res, 0, 0)));
+		settle_ack(s);
+		step_free(s);
+		return;
+	}
+	s->amount = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	copy_col(res, 2, s->currency, sizeof(s->currency));
+	s->payout = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
+	copy_col(res, 4, s->payout_currency, sizeof(s->payout_currency));
+	copy_col(res, 5, s->source, sizeof(s->source));
+	copy_col(res, 6, s->dest, sizeof(s->dest));
+	copy_col(res, 7, s->chain, sizeof(s->chain));
+	copy_col(res, 8, s->onramp_ref, sizeof(s->onramp_ref));
+	copy_col(res, 9, s->offramp_ref, sizeof(s->offramp_ref));
+	s->age_ms = strtoll(PQgetvalue(res, 0, 10), NULL, 10);
+
+	struct prov_payment p = {
+		.id = s->id,
+		.amount = s->amount,
+		.currency = s->currency,
+		.payout_amount = s->payout,
+		.payout_currency = s->payout_currency,
+		.source_account = s->source,
+		.destination_account = s->dest,
+		.chain = s->chain,
+		.onramp_ref = s->onramp_ref[0] ? s->onramp_ref : NULL,
+		.offramp_ref = s->offramp_ref[0] ? s->offramp_ref : NULL,
+	};
+	if (provider_call(s->w->provider, ops[s->step], &p, provider_done, s) != 0) {
+		struct prov_result r = {.outcome = PROV_RETRY};
+		snprintf(r.error, sizeof(r.error), "provider refused the call");
+		provider_done(s, &r);
+	}
+}
+
+/* ---- the handler ---------------------------------------------------------- */
+
+void steps_handle(void *arg, struct job *job)
+{
+	struct worker *w = arg;
+	const char *id = job_get(job, "payment_id"), *step = job_get(job, "step");
+	const char *attempt = job_get(job, "attempt"), *rid = job_get(job, "request_id");
+	struct step *s = calloc(1, sizeof(*s));
+	char *end = NULL;
+	long n = attempt ? strtol(attempt, &end, 10) : 1;
+
+	if (!s) {
+		jobq_release(w->jobs, job); /* reclaimed later */
+		return;
+	}
+	s->w = w;
+	s->job = job;
+	if (!id || !id_valid("pay", id) || !step || pay_step_parse(step, &s->step) != 0 ||
+	    (attempt && (*end || n < 1 || n > 1000))) {
+		log_event(LOG_ERROR, "malformed job", LF_S("job_id", job->id),
+			  LF_S("payment_id", id), LF_S("step", step));
+		metric_inc(m_dead);
+		jobq_dead(w->jobs, job, "malformed job: needs payment_id, a known step, attempt >= 1");
+		step_free(s);
+		return;
+	}
+	s->attempt = (int)n;
+	snprintf(s->id, sizeof(s->id), "%s", id);
+	snprintf(s->request_id, sizeof(s->request_id), "%s", rid && *rid ? rid : "-");
+	const char *params[] = {s->id};
+	if (pg_exec(w->pg, w->stmt_load, params, load_done, s) != 0)
+		retry_db(s, "database unavailable");
+}
+
+int steps_init(struct worker *w)
+{
+	w->stmt_load = pg_prepare(w->pg, load_sql, 1);
+	w->stmt_transition = pg_prepare(w->pg, transition_sql, 11);
+	m_stale = metrics_counter("rampart_jobs_stale_total",
+				  "Jobs dropped because their payment had moved on", "");
+	m_stranded = metrics_counter("rampart_payments_stranded_total",
+				     "Refunds that failed for good: an operator must act", "");
+	m_dead = metrics_counter("rampart_payment_jobs_dead_total",
+				 "Payment jobs sent to the dead-letter queue", "");
+	return w->stmt_load >= 0 && w->stmt_transition >= 0 ? 0 : -1;
+}
