@@ -595,15 +595,16 @@ static void group_cb(void *arg, redisReply *reply, const char *err)
 	start_read(q);
 }
 
-/* XGROUP CREATE stream group $|0 MKSTREAM. The first time from "$" (the
- * header's contract: a new group starts at the end). After NOGROUP the
- * stream or group vanished, so whatever the stream now holds was added
- * since and no consumer has seen it: start from 0 rather than lose it. */
+/* XGROUP CREATE stream group 0 MKSTREAM. From the start of the stream, not
+ * "$": producers (the api) queue jobs before the first consumer ever ran,
+ * and after NOGROUP whatever the stream holds was added since; no consumer
+ * has seen those entries, so skipping them would lose them. Steps are
+ * idempotent, so a replay after an operator recreated the group is safe. */
 static void ensure_group(struct jobq *q)
 {
 	if (q->group_ok || q->group_busy || q->freeing || !rds_connected(q->cmd))
 		return;
-	const char *argv[] = {"XGROUP",	 "CREATE", q->stream, q->group, q->group_lost ? "0" : "$",
+	const char *argv[] = {"XGROUP",	 "CREATE", q->stream, q->group, "0",
 			      "MKSTREAM"};
 	if (rds_command_argv(q->cmd, group_cb, q, 6, argv, NULL, 0) == 0)
 		q->group_busy = true;

@@ -302,3 +302,18 @@ def test_worker_bad_config(migrated, redis, workdir, name, value):
     r = subprocess.run([str(BIN / "rampart-worker")], env=env, capture_output=True, text=True,
                        timeout=20)
     assert r.returncode != 0 and name in r.stderr, (r.returncode, r.stderr)
+
+
+def test_payment_made_before_any_worker_ran(stack, migrated, redis, workdir):
+    # A fresh deployment: the api queues jobs before the first worker ever
+    # created the consumer group. They must not be skipped (nor wait for
+    # the relay, whose window is minutes).
+    a, _ = stack(workers_n=0)
+    pid = pay(a)
+    w = Worker(worker_env(migrated, redis, a.prefix, {"RELAY_STALE_SECONDS": 3600}),
+               workdir, f"worker-late-{a.prefix}").start()
+    try:
+        assert wait_terminal(migrated, [pid], 20)[pid] == "COMPLETED"
+    finally:
+        problems = w.stop_and_check()
+        assert not problems, problems

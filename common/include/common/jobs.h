@@ -90,8 +90,8 @@ typedef void (*jobq_handler)(void *arg, struct job *job);
 /* Creates the queue; nothing is read until jobq_start. NULL on bad options. */
 struct jobq *jobq_new(const struct jobq_opts *o, jobq_handler handler, void *arg);
 
-/* Creates the consumer group if missing (XGROUP CREATE ... $ MKSTREAM, once
- * connected), then reads new entries, promotes due delayed jobs and
+/* Creates the consumer group if missing (XGROUP CREATE ... 0 MKSTREAM, once
+ * connected: jobs queued before any consumer existed are not skipped), then reads new entries, promotes due delayed jobs and
  * reclaims idle ones, until jobq_stop_reading. */
 void jobq_start(struct jobq *q);
 
