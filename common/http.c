@@ -95,6 +95,7 @@ struct http_server {
 	size_t nbound;
 	struct http_req *pending; /* unanswered contexts, doubly linked */
 	size_t inflight;
+	size_t writing;		  /* replies handed to evhttp, not yet fully written */
 	struct http_req *zombies; /* answered, freed by reap_ev */
 	struct event reap_ev;
 	bool reap_active;
@@ -676,6 +677,17 @@ static void req_drop(struct http_req *r, int status)
 	req_retire(r);
 }
 
+/* evhttp finished writing a reply. (A connection that fails while writing
+ * frees its request without this call: the count then stays high and a
+ * drain waits out its grace period, the safe side.) */
+static void on_reply_written(struct evhttp_request *req, void *arg)
+{
+	struct http_server *s = arg;
+	(void)req;
+	if (s->writing > 0)
+		s->writing--;
+}
+
 /* Sends the response prepared in r->req's output buffer and retires r. */
 static void req_send(struct http_req *r, int status, const char *content_type)
 {
@@ -690,6 +702,10 @@ static void req_send(struct http_req *r, int status, const char *content_type)
 		evhttp_add_header(oh, "Content-Type", content_type);
 	if (status < 200 || status == 204 || status == 304 || r->type == EVHTTP_REQ_HEAD)
 		bytes = 0; /* evhttp sends no body */
+	if (r->srv != NULL) {
+		evhttp_request_set_on_complete_cb(req, on_reply_written, r->srv);
+		r->srv->writing++;
+	}
 	evhttp_send_reply(req, status, reason_phrase(status), NULL);
 	r->req = NULL;
 
@@ -1063,7 +1079,7 @@ void http_server_stop_accepting(struct http_server *s)
 
 size_t http_server_inflight(const struct http_server *s)
 {
-	return s->inflight;
+	return s->inflight + s->writing;
 }
 
 /* Detaches every waiting context first (their evhttp requests die with the

@@ -61,7 +61,8 @@ int http_server_listen(struct http_server *s, const char *host, int port, bool r
 /* Stops accepting new connections; requests in progress continue. */
 void http_server_stop_accepting(struct http_server *s);
 
-/* Requests received but not yet answered. */
+/* Requests received but not yet answered, or answered but not yet written
+ * out (a drain must not end the loop with replies still queued). */
 size_t http_server_inflight(const struct http_server *s);
 
 /* Frees the server and closes its connections. Requests still waiting for
