@@ -604,8 +604,7 @@ static void ensure_group(struct jobq *q)
 {
 	if (q->group_ok || q->group_busy || q->freeing || !rds_connected(q->cmd))
 		return;
-	const char *argv[] = {"XGROUP",	 "CREATE", q->stream, q->group, "0",
-			      "MKSTREAM"};
+	const char *argv[] = {"XGROUP", "CREATE", q->stream, q->group, "0", "MKSTREAM"};
 	if (rds_command_argv(q->cmd, group_cb, q, 6, argv, NULL, 0) == 0)
 		q->group_busy = true;
 }

@@ -57,6 +57,13 @@ struct app {
 enum api_stmt {
 	STMT_KEY_LOOKUP,
 	STMT_QUOTE_GET,
+	STMT_PAYMENT_CREATE,
+	STMT_PAYMENT_IDEM_EXPIRE,
+	STMT_PAYMENT_IDEM_GET,
+	STMT_PAYMENT_IDEM_STORE,
+	STMT_PAYMENT_GET,
+	STMT_PAYMENT_LIST,
+	STMT_PAYMENT_LIST_STATUS,
 	STMT_COUNT,
 };
 
@@ -102,6 +109,12 @@ int64_t market_per_usd(struct market *m, const struct currency *c, const char **
 int quotes_init(struct loop *l) __attribute__((warn_unused_result));
 void quotes_create(struct http_req *r, void *loop);
 void quotes_get(struct http_req *r, void *loop);
+
+/* ---- payments.c ---- */
+int payments_init(struct loop *l) __attribute__((warn_unused_result));
+void payments_create(struct http_req *r, void *loop);
+void payments_get(struct http_req *r, void *loop);
+void payments_list(struct http_req *r, void *loop);
 
 /* ---- health.c ---- */
 void health_full(struct http_req *r, void *loop);

@@ -31,8 +31,8 @@ int worker_config_load(struct worker_config *c)
 	int fmt;
 
 	memset(c, 0, sizeof(*c));
-	if (cfg_url("DATABASE_URL", "postgres://rampart:rampart@127.0.0.1:5432/rampart",
-		    pg_schemes, &c->database_url) ||
+	if (cfg_url("DATABASE_URL", "postgres://rampart:rampart@127.0.0.1:5432/rampart", pg_schemes,
+		    &c->database_url) ||
 	    cfg_url("REDIS_URL", "redis://127.0.0.1:6379/0", redis_schemes, &c->redis_url) ||
 	    cfg_str("REDIS_PREFIX", "rampart", 64, &c->redis_prefix) ||
 	    cfg_listen("METRICS_LISTEN", "0.0.0.0:9101", c->metrics_host, sizeof(c->metrics_host),

@@ -18,10 +18,10 @@ enum prov_outcome {
 
 struct prov_result {
 	enum prov_outcome outcome;
-	char ref[96];              /* initiate: the provider's reference */
-	char error[160];           /* FAILED/RETRY: why */
-	char failure_code[48];     /* FAILED: machine code for payments.failure_code */
-	uint64_t retry_after_ms;   /* RETRY: the provider's hint, 0 = none */
+	char ref[96];		 /* initiate: the provider's reference */
+	char error[160];	 /* FAILED/RETRY: why */
+	char failure_code[48];	 /* FAILED: machine code for payments.failure_code */
+	uint64_t retry_after_ms; /* RETRY: the provider's hint, 0 = none */
 };
 
 /* What a provider needs to know about a payment (all borrowed for the call). */
@@ -34,13 +34,19 @@ struct prov_payment {
 	const char *source_account;
 	const char *destination_account;
 	const char *chain;
-	const char *onramp_ref;  /* set once the on-ramp was initiated */
+	const char *onramp_ref;	 /* set once the on-ramp was initiated */
 	const char *offramp_ref; /* set once the off-ramp was initiated */
 };
 
 typedef void (*prov_cb)(void *arg, const struct prov_result *r);
 
-enum prov_op { OP_INITIATE_ONRAMP, OP_POLL_ONRAMP, OP_INITIATE_OFFRAMP, OP_POLL_OFFRAMP, OP_REFUND };
+enum prov_op {
+	OP_INITIATE_ONRAMP,
+	OP_POLL_ONRAMP,
+	OP_INITIATE_OFFRAMP,
+	OP_POLL_OFFRAMP,
+	OP_REFUND
+};
 
 struct provider;
 struct provider_ops {

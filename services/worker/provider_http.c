@@ -77,9 +77,9 @@ static void done(void *arg, const struct httpc_response *r)
 		const char *why = json_string_value(json_object_get(body, "failure_reason"));
 		res.outcome = PROV_FAILED;
 		snprintf(res.failure_code, sizeof(res.failure_code), "%s",
-			 c->op <= OP_POLL_ONRAMP	? "ONRAMP_FAILED"
-			 : c->op == OP_REFUND ? "REFUND_FAILED"
-					      : "OFFRAMP_FAILED");
+			 c->op <= OP_POLL_ONRAMP ? "ONRAMP_FAILED"
+			 : c->op == OP_REFUND	 ? "REFUND_FAILED"
+						 : "OFFRAMP_FAILED");
 		snprintf(res.error, sizeof(res.error), "%s failed: %s", op_names[c->op],
 			 why ? why : "no reason given");
 	} else if (strcmp(status, "completed") == 0) {

@@ -114,7 +114,8 @@ static int mock_call(struct provider *pv, enum prov_op op, const struct prov_pay
 		poll_leg(m, p, p->offramp_ref, 1, &c->res);
 		break;
 	case OP_REFUND:
-		if (p->destination_account && strcmp(p->destination_account, "mock:fail_refund") == 0) {
+		if (p->destination_account &&
+		    strcmp(p->destination_account, "mock:fail_refund") == 0) {
 			c->res.outcome = PROV_FAILED;
 			snprintf(c->res.failure_code, sizeof(c->res.failure_code), "REFUND_FAILED");
 			snprintf(c->res.error, sizeof(c->res.error), "mock refund refused");

@@ -11,8 +11,8 @@
 #include "common/pg.h"
 #include "worker.h"
 
-#define RELAY_BATCH "500"
-#define CLEANUP_BATCH "1000"
+#define RELAY_BATCH	    "500"
+#define CLEANUP_BATCH	    "1000"
 #define CLEANUP_MAX_BATCHES 20 /* per tick: bounded work, the rest next tick */
 
 /* Live payments untouched for a stale window, each at most once per window
@@ -28,10 +28,9 @@ static const char relay_sql[] =
 	" WHERE p.id = s.id RETURNING p.id, p.status";
 
 /* Expired quotes no payment used, oldest first, in bounded batches. */
-static const char cleanup_sql[] =
-	"DELETE FROM quotes WHERE id IN (SELECT id FROM quotes"
-	" WHERE used_at IS NULL AND expires_at < now()"
-	" ORDER BY expires_at LIMIT $1::int FOR UPDATE SKIP LOCKED)";
+static const char cleanup_sql[] = "DELETE FROM quotes WHERE id IN (SELECT id FROM quotes"
+				  " WHERE used_at IS NULL AND expires_at < now()"
+				  " ORDER BY expires_at LIMIT $1::int FOR UPDATE SKIP LOCKED)";
 
 static struct metric *m_relayed, *m_cleaned;
 static bool relay_busy, cleanup_busy;
@@ -96,7 +95,8 @@ static void cleanup_done(void *arg, const PGresult *res, const char *err)
 		metric_add(m_cleaned, (uint64_t)n);
 		log_event(LOG_INFO, "expired quotes deleted", LF_I("count", n));
 	}
-	if (n == strtol(CLEANUP_BATCH, NULL, 10) && ++cleanup_batches < CLEANUP_MAX_BATCHES && !w->draining)
+	if (n == strtol(CLEANUP_BATCH, NULL, 10) && ++cleanup_batches < CLEANUP_MAX_BATCHES &&
+	    !w->draining)
 		cleanup_batch(w);
 }
 

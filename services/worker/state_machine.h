@@ -6,14 +6,14 @@
 #include <stdbool.h>
 
 enum pay_state {
-	PAY_PENDING,         /* accepted; on-ramp not started */
+	PAY_PENDING,	     /* accepted; on-ramp not started */
 	PAY_ONRAMP_PENDING,  /* fiat -> USDC initiated, waiting for settlement */
 	PAY_ONRAMP_COMPLETE, /* USDC bought; off-ramp not started */
 	PAY_OFFRAMP_PENDING, /* USDC -> payout fiat initiated, waiting */
-	PAY_COMPLETED,       /* terminal: payout delivered */
-	PAY_FAILED,          /* terminal: failed before any money moved */
+	PAY_COMPLETED,	     /* terminal: payout delivered */
+	PAY_FAILED,	     /* terminal: failed before any money moved */
 	PAY_REFUND_PENDING,  /* off-ramp failed after the on-ramp: returning funds */
-	PAY_REFUNDED,        /* terminal: funds returned */
+	PAY_REFUNDED,	     /* terminal: funds returned */
 	PAY_STATE_COUNT
 };
 

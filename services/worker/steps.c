@@ -17,9 +17,9 @@
 #include "worker.h"
 
 /* Transient database errors retry the same step after this long. */
-#define DB_RETRY_MS 1000
+#define DB_RETRY_MS   1000
 #define RETRY_BASE_MS 500
-#define RETRY_MAX_MS 60000
+#define RETRY_MAX_MS  60000
 
 static const char load_sql[] =
 	"SELECT status, amount, currency, payout_amount, payout_currency, source_account,"
@@ -288,9 +288,9 @@ static void provider_done(void *arg, const struct prov_result *r)
 		return;
 	case PROV_RETRY:
 		if (s->attempt < s->w->cfg.max_attempts) {
-			log_event(LOG_INFO, "provider call will be retried", LF_S("payment_id", s->id),
-				  LF_S("step", pay_step_name(s->step)), LF_I("attempt", s->attempt),
-				  LF_S("error", r->error));
+			log_event(LOG_INFO, "provider call will be retried",
+				  LF_S("payment_id", s->id), LF_S("step", pay_step_name(s->step)),
+				  LF_I("attempt", s->attempt), LF_S("error", r->error));
 			s->attempt++;
 			settle_next(s, s->step, s->attempt, retry_due(s));
 			step_free(s);
@@ -327,8 +327,10 @@ static void load_done(void *arg, const PGresult *res, const char *err)
 {
 	struct step *s = arg;
 	static const enum prov_op ops[STEP_COUNT] = {
-		[STEP_ONRAMP_INITIATE] = OP_INITIATE_ONRAMP, [STEP_ONRAMP_POLL] = OP_POLL_ONRAMP,
-		[STEP_OFFRAMP_INITIATE] = OP_INITIATE_OFFRAMP, [STEP_OFFRAMP_POLL] = OP_POLL_OFFRAMP,
+		[STEP_ONRAMP_INITIATE] = OP_INITIATE_ONRAMP,
+		[STEP_ONRAMP_POLL] = OP_POLL_ONRAMP,
+		[STEP_OFFRAMP_INITIATE] = OP_INITIATE_OFFRAMP,
+		[STEP_OFFRAMP_POLL] = OP_POLL_OFFRAMP,
 		[STEP_REFUND] = OP_REFUND,
 	};
 	if (err) {
@@ -346,7 +348,8 @@ static void load_done(void *arg, const PGresult *res, const char *err)
 	    s->state != pay_step_state(s->step)) {
 		metric_inc(m_stale);
 		log_event(LOG_DEBUG, "stale job dropped", LF_S("payment_id", s->id),
-			  LF_S("step", pay_step_name(s->step)), LF_S("status", PQgetvalue(res, 0, 0)));
+			  LF_S("step", pay_step_name(s->step)),
+			  LF_S("status", PQgetvalue(res, 0, 0)));
 		settle_ack(s);
 		step_free(s);
 		return;
@@ -403,7 +406,8 @@ void steps_handle(void *arg, struct job *job)
 		log_event(LOG_ERROR, "malformed job", LF_S("job_id", job->id),
 			  LF_S("payment_id", id), LF_S("step", step));
 		metric_inc(m_dead);
-		jobq_dead(w->jobs, job, "malformed job: needs payment_id, a known step, attempt >= 1");
+		jobq_dead(w->jobs, job,
+			  "malformed job: needs payment_id, a known step, attempt >= 1");
 		step_free(s);
 		return;
 	}

@@ -23,19 +23,19 @@ struct worker_config {
 	char *database_url, *redis_url, *redis_prefix;
 	char metrics_host[64];
 	int metrics_port;
-	int provider_http;                  /* PROVIDER: 0 mock, 1 http */
+	int provider_http; /* PROVIDER: 0 mock, 1 http */
 	char *provider_base_url;
 	int provider_timeout_ms;
 	int mock_settle_min_ms, mock_settle_max_ms;
-	char *mock_fail_rate;               /* MOCK_FAIL_RATE as given, "0".."1" */
-	double fail_rate;                   /* parsed: a probability, not money */
+	char *mock_fail_rate; /* MOCK_FAIL_RATE as given, "0".."1" */
+	double fail_rate;     /* parsed: a probability, not money */
 	long long mock_seed;
 	int max_attempts;
 	int claim_idle_ms;
 	int cleanup_interval_s;
 	int relay_interval_ms, relay_stale_s;
 	int poll_min_ms, poll_max_ms;
-	int concurrency;                    /* WORKER_CONCURRENCY: jobs in flight */
+	int concurrency; /* WORKER_CONCURRENCY: jobs in flight */
 	int db_pool_size, db_timeout_ms;
 	int grace_seconds;
 	enum log_level log_level;

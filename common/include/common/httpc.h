@@ -12,22 +12,22 @@ struct event_base;
 struct httpc;
 
 struct httpc_request {
-	const char *method;   /* "GET", "POST", ... */
+	const char *method; /* "GET", "POST", ... */
 	const char *url;
 	const char *const *headers; /* NULL-terminated "Name: value" lines, or NULL */
-	const char *body;     /* sent as is (copied), may be NULL */
+	const char *body;	    /* sent as is (copied), may be NULL */
 	size_t body_len;
-	int timeout_ms;       /* whole-request deadline (connect included) */
-	size_t max_response;  /* body bytes kept (default 64 KiB); more is cut, not an error */
+	int timeout_ms;	     /* whole-request deadline (connect included) */
+	size_t max_response; /* body bytes kept (default 64 KiB); more is cut, not an error */
 };
 
 struct httpc_response {
-	long status;        /* HTTP status, 0 when no response (see error) */
-	const char *error;  /* NULL on a response; else e.g. "timeout", "connection refused" */
+	long status;	   /* HTTP status, 0 when no response (see error) */
+	const char *error; /* NULL on a response; else e.g. "timeout", "connection refused" */
 	bool timed_out;
-	const char *body;   /* NUL-terminated, borrowed until the callback returns */
+	const char *body; /* NUL-terminated, borrowed until the callback returns */
 	size_t body_len;
-	bool truncated;     /* the body was longer than max_response */
+	bool truncated; /* the body was longer than max_response */
 	long latency_ms;
 };
 

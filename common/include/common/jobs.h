@@ -36,7 +36,7 @@ struct job_field {
  * settles it with exactly one of jobq_ack / jobq_retry / jobq_dead /
  * jobq_release. */
 struct job {
-	char id[48];       /* stream entry id, e.g. "1700000000000-0" */
+	char id[48]; /* stream entry id, e.g. "1700000000000-0" */
 	int nfields;
 	struct job_field fields[JOB_MAX_FIELDS]; /* strings owned by the job */
 	long long deliveries; /* times delivered (1 on first read, more after reclaims) */
@@ -61,26 +61,25 @@ int jobs_add(struct rds *r, const char *stream, long maxlen, const struct job_fi
 /* ZADD delayed due_ms "k=v|k=v...": the job runs when due (promoted by a
  * consumer's promoter). Same job (same fields) scheduled twice is one
  * member: the later due time wins. Values containing '|' are refused. */
-int jobs_add_delayed(struct rds *r, const char *delayed, uint64_t due_ms,
-		     const struct job_field *f, int n, jobs_cb cb, void *arg)
-	__attribute__((warn_unused_result));
+int jobs_add_delayed(struct rds *r, const char *delayed, uint64_t due_ms, const struct job_field *f,
+		     int n, jobs_cb cb, void *arg) __attribute__((warn_unused_result));
 
 /* ---- consuming ---- */
 
 struct jobq_opts {
 	struct event_base *base;
-	const char *redis_url;  /* the queue opens its own connections: one for
+	const char *redis_url;	/* the queue opens its own connections: one for
 				   commands, one for the blocking XREADGROUP */
-	const char *prefix;     /* e.g. "rampart" */
-	const char *queue;      /* e.g. "payments" */
-	const char *group;      /* e.g. "workers" */
-	const char *consumer;   /* unique per process, e.g. hostname-pid */
-	int block_ms;           /* XREADGROUP BLOCK (default 1000) */
-	int batch;              /* COUNT per read (default 64) */
-	int max_inflight;       /* unsettled jobs at most; reading pauses above (default 1024) */
-	int claim_idle_ms;      /* JOB_CLAIM_IDLE_MS (default 30000) */
-	int promote_ms;         /* how often due delayed jobs are promoted (default 100) */
-	long maxlen;            /* MAXLEN ~ of the stream and the DLQ (default 1000000) */
+	const char *prefix;	/* e.g. "rampart" */
+	const char *queue;	/* e.g. "payments" */
+	const char *group;	/* e.g. "workers" */
+	const char *consumer;	/* unique per process, e.g. hostname-pid */
+	int block_ms;		/* XREADGROUP BLOCK (default 1000) */
+	int batch;		/* COUNT per read (default 64) */
+	int max_inflight;	/* unsettled jobs at most; reading pauses above (default 1024) */
+	int claim_idle_ms;	/* JOB_CLAIM_IDLE_MS (default 30000) */
+	int promote_ms;		/* how often due delayed jobs are promoted (default 100) */
+	long maxlen;		/* MAXLEN ~ of the stream and the DLQ (default 1000000) */
 	int command_timeout_ms; /* default 5000 */
 };
 
@@ -91,8 +90,8 @@ typedef void (*jobq_handler)(void *arg, struct job *job);
 struct jobq *jobq_new(const struct jobq_opts *o, jobq_handler handler, void *arg);
 
 /* Creates the consumer group if missing (XGROUP CREATE ... 0 MKSTREAM, once
- * connected: jobs queued before any consumer existed are not skipped), then reads new entries, promotes due delayed jobs and
- * reclaims idle ones, until jobq_stop_reading. */
+ * connected: jobs queued before any consumer existed are not skipped), then reads new entries,
+ * promotes due delayed jobs and reclaims idle ones, until jobq_stop_reading. */
 void jobq_start(struct jobq *q);
 
 /* Stops reading and reclaiming (SIGTERM); jobs already handed out may still
@@ -121,8 +120,7 @@ void jobq_ack(struct jobq *q, struct job *job);
 /* Schedules the follow-up job (fields, due at due_ms, e.g. a retry with
  * attempt+1 or the next poll) in the delayed set, then XACKs this one, in
  * that order, so a crash in between repeats work instead of losing it. */
-void jobq_retry(struct jobq *q, struct job *job, const struct job_field *f, int n,
-		uint64_t due_ms);
+void jobq_retry(struct jobq *q, struct job *job, const struct job_field *f, int n, uint64_t due_ms);
 
 /* Schedules a follow-up now (XADD to the stream), then XACKs this one. */
 void jobq_next(struct jobq *q, struct job *job, const struct job_field *f, int n);

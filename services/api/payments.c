@@ -1,0 +1,879 @@
+/* payments.c - POST /v1/payments, GET /v1/payments/{id}, GET /v1/payments:
+ * payments against rate-locked quotes, with Idempotency-Key (SPEC 4). */
+#include <inttypes.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "common/ids.h"
+#include "common/jobs.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "common/pg.h"
+
+#define ACCOUNT_MAX	   256	/* bytes of source_account / destination_account */
+#define METADATA_MAX	   8192 /* bytes of metadata, serialised compactly */
+#define IDEM_KEY_MAX	   255
+#define LIST_LIMIT_DEFAULT 20
+#define LIST_LIMIT_MAX	   100
+#define JOBS_MAXLEN	   1000000L
+
+/* An Idempotency-Key row still "in_flight" this long after its payment
+ * committed belongs to a request that died before storing its response
+ * (see payment_create_sql): replays then render the payment as it is now. */
+#define IDEM_STALE_MIN_SECONDS 30
+
+/* ------------------------------------------------------------------------ */
+/* SQL                                                                      */
+/* ------------------------------------------------------------------------ */
+
+/* Creates a payment in one statement, so one implicit transaction: consumes
+ * the quote (single use: only one UPDATE can match used_at IS NULL, the
+ * others wait for its row lock and then match nothing), inserts the payment
+ * with the quote's numbers, its first history row, its payment.pending event
+ * and, with an Idempotency-Key, the key's row, all committed together.
+ *
+ * Sibling CTEs cannot read each other's rows through the tables, so the new
+ * payment travels as the whole-row value "row" of the INSERT's RETURNING.
+ * k is the key's row as of the statement's snapshot: when it exists the
+ * quote is not touched. The last two columns groups say why nothing was
+ * created: the quote as of the snapshot (NULL = no such quote; 'raced' =
+ * it looked usable but another transaction consumed it meanwhile) and the
+ * key's row.
+ *
+ *   $1 quote_id, $2 payment id, $3 event id, $4 api key id, $5 source_account,
+ *   $6 destination_account, $7 metadata (json text or NULL), $8 amount or
+ *   NULL, $9 currency or NULL, $10 Idempotency-Key or NULL, $11 SHA-256 of
+ *   the body, $12 seconds after which an in_flight key row is stale. */
+static const char create_sql[] =
+	"WITH k AS ("
+	" SELECT request_hash, state, response_status, response_body, payment_id,"
+	"  state = 'in_flight' AND created_at < now() - make_interval(secs => $12) AS stale"
+	" FROM idempotency_keys"
+	" WHERE api_key_id = $4 AND key = $10 AND expires_at > now()"
+	"), q AS ("
+	" UPDATE quotes SET used_at = now()"
+	" WHERE id = $1 AND used_at IS NULL AND expires_at > now()"
+	"  AND ($8::bigint IS NULL OR amount = $8)"
+	"  AND ($9::text IS NULL OR $9 IN (currency, payout_currency))"
+	"  AND NOT EXISTS (SELECT 1 FROM k)"
+	" RETURNING *"
+	"), p AS ("
+	" INSERT INTO payments (id, api_key_id, quote_id, status, amount, currency,"
+	"  payout_amount, payout_currency, exchange_rate, platform_fee, onramp_fee,"
+	"  offramp_fee, total_fees, chain, source_account, destination_account, metadata)"
+	" SELECT $2, $4, q.id, 'PENDING', q.amount, q.currency, q.guaranteed_payout,"
+	"  q.payout_currency, q.exchange_rate, q.platform_fee, q.onramp_fee, q.offramp_fee,"
+	"  q.total_fees, q.chain, $5, $6, coalesce($7::jsonb, '{}')"
+	" FROM q"
+	" RETURNING payments AS row"
+	"), h AS ("
+	" INSERT INTO payment_history (payment_id, from_status, to_status)"
+	" SELECT (p.row).id, NULL, 'PENDING' FROM p"
+	" RETURNING payment_history AS row"
+	"), e AS ("
+	" INSERT INTO events (id, type, payment_id, data)"
+	" SELECT $3, 'payment.pending', (p.row).id, rampart_payment_json(p.row) FROM p"
+	"), i AS ("
+	" INSERT INTO idempotency_keys (api_key_id, key, request_hash, payment_id, expires_at)"
+	" SELECT $4, $10, $11, (p.row).id, now() + interval '24 hours' FROM p"
+	" WHERE $10 IS NOT NULL"
+	")"
+	" SELECT (SELECT (rampart_payment_json(p.row) || jsonb_build_object('history',"
+	"   (SELECT jsonb_agg(rampart_history_json(h.row)) FROM h)))::text FROM p),"
+	"  (SELECT CASE"
+	"   WHEN $8::bigint IS NOT NULL AND x.amount <> $8 THEN 'amount'"
+	"   WHEN $9::text IS NOT NULL AND $9 NOT IN (x.currency, x.payout_currency)"
+	"    THEN 'currency'"
+	"   WHEN x.used_at IS NOT NULL THEN 'used'"
+	"   WHEN x.expires_at <= clock_timestamp() THEN 'expired'"
+	"   ELSE 'raced' END"
+	"   FROM quotes x WHERE x.id = $1),"
+	"  k.request_hash, k.state, k.response_status, k.response_body, k.payment_id, k.stale"
+	" FROM (VALUES (1)) AS one LEFT JOIN k ON true";
+#define CREATE_PARAMS 12
+
+/* Runs first, in the same transaction, when an Idempotency-Key was sent: an
+ * expired row of the key is replaced as if it had never been. */
+static const char idem_expire_sql[] = "DELETE FROM idempotency_keys"
+				      " WHERE api_key_id = $1 AND key = $2 AND expires_at <= now()";
+
+/* The key's row as of now (after a concurrent request committed it). */
+static const char idem_get_sql[] =
+	"SELECT request_hash, state, response_status, response_body, payment_id,"
+	" state = 'in_flight' AND created_at < now() - make_interval(secs => $3)"
+	" FROM idempotency_keys WHERE api_key_id = $1 AND key = $2 AND expires_at > now()";
+
+/* After the commit: the response a replay sends. */
+static const char idem_store_sql[] =
+	"UPDATE idempotency_keys SET state = 'complete', response_status = $3, response_body = $4"
+	" WHERE api_key_id = $1 AND key = $2 AND payment_id = $5";
+
+/* One payment with its history, in one round trip. */
+static const char get_sql[] =
+	"SELECT (rampart_payment_json(p) || jsonb_build_object('history', coalesce("
+	" (SELECT jsonb_agg(rampart_history_json(h) ORDER BY h.id) FROM payment_history h"
+	"  WHERE h.payment_id = p.id), '[]')))::text"
+	" FROM payments p WHERE p.id = $1";
+
+/* A page of payments, newest first, after the starting_after payment ($2,
+ * NULL = from the newest). One row: whether the cursor exists, and the page
+ * as a JSON array. $1 = page size + 1 (to learn has_more). The status
+ * variant orders by status too, which the equality makes a no-op, so that
+ * payments_by_status serves it even with a generic plan. */
+#define LIST_SQL(where, order)                                                                \
+	"WITH c AS (SELECT created_at, id FROM payments WHERE id = $2)"                       \
+	" SELECT $2::text IS NULL OR EXISTS (SELECT 1 FROM c),"                               \
+	" coalesce((SELECT jsonb_agg(rampart_payment_json(s.p)"                               \
+	"  ORDER BY (s.p).created_at DESC, (s.p).id DESC) FROM ("                             \
+	"   SELECT p FROM payments p WHERE " where " (p.created_at, p.id) < ("                \
+	"    SELECT coalesce(max(c.created_at), 'infinity'), coalesce(max(c.id), '') FROM c)" \
+	"   ORDER BY " order " p.created_at DESC, p.id DESC LIMIT $1) s), '[]')::text"
+static const char list_sql[] = LIST_SQL("", "");
+static const char list_status_sql[] = LIST_SQL("p.status = $3 AND", "p.status,");
+
+/* ------------------------------------------------------------------------ */
+/* Shared helpers                                                           */
+/* ------------------------------------------------------------------------ */
+
+static struct metric *m_created, *m_replayed, *m_enqueue_failed;
+
+int payments_init(struct loop *l)
+{
+	struct pg_pool *pg = l->pg;
+	l->stmts[STMT_PAYMENT_CREATE] = pg_prepare(pg, create_sql, CREATE_PARAMS);
+	l->stmts[STMT_PAYMENT_IDEM_EXPIRE] = pg_prepare(pg, idem_expire_sql, 2);
+	l->stmts[STMT_PAYMENT_IDEM_GET] = pg_prepare(pg, idem_get_sql, 3);
+	l->stmts[STMT_PAYMENT_IDEM_STORE] = pg_prepare(pg, idem_store_sql, 5);
+	l->stmts[STMT_PAYMENT_GET] = pg_prepare(pg, get_sql, 1);
+	l->stmts[STMT_PAYMENT_LIST] = pg_prepare(pg, list_sql, 2);
+	l->stmts[STMT_PAYMENT_LIST_STATUS] = pg_prepare(pg, list_status_sql, 3);
+	for (int s = STMT_PAYMENT_CREATE; s <= STMT_PAYMENT_LIST_STATUS; s++)
+		if (l->stmts[s] < 0)
+			return -1;
+	m_created = metrics_counter("rampart_payments_created_total", "Payments created", "");
+	m_replayed = metrics_counter("rampart_payment_replays_total",
+				     "POST /v1/payments answered from an Idempotency-Key", "");
+	m_enqueue_failed =
+		metrics_counter("rampart_payment_enqueue_failures_total",
+				"Created payments whose first job could not be added to Redis "
+				"(the worker's relay re-enqueues them)",
+				"");
+	return 0;
+}
+
+static void reply_db_down(struct http_req *r, const char *what, const char *err)
+{
+	log_event(LOG_WARN, what, LF_S("request_id", http_req_id(r)), LF_S("error", err));
+	http_reply_error(r, 503, "SERVICE_UNAVAILABLE", NULL, "database unavailable");
+}
+
+/* A new object with src's members, those named in keys first and in that
+ * order, then the others as they come. New reference, NULL on OOM. */
+static json_t *json_ordered(json_t *src, const char *const *keys)
+{
+	json_t *out = json_object();
+	const char *k;
+	json_t *v;
+	if (!out)
+		return NULL;
+	for (; *keys; keys++)
+		if ((v = json_object_get(src, *keys)))
+			json_object_set(out, *keys, v);
+	json_object_foreach(src, k, v)
+	{
+		if (!json_object_get(out, k))
+			json_object_set(out, k, v);
+	}
+	return out;
+}
+
+/* PostgreSQL's jsonb orders keys by length; clients read payments more
+ * easily in the SPEC's order. Returns a new reference, NULL on OOM. */
+static json_t *payment_ordered(json_t *p)
+{
+	static const char *const keys[] = {
+		"id",
+		"status",
+		"quote_id",
+		"amount",
+		"currency",
+		"payout_amount",
+		"payout_currency",
+		"exchange_rate",
+		"fees",
+		"chain",
+		"source_account",
+		"destination_account",
+		"metadata",
+		"failure_code",
+		"created_at",
+		"updated_at",
+		"history",
+		NULL,
+	};
+	static const char *const fee_keys[] = {"platform_fee", "onramp_fee", "offramp_fee",
+					       "total_fees",   "currency",   NULL};
+	static const char *const hist_keys[] = {"from_status", "status", "at", "reason", NULL};
+	json_t *out = json_ordered(p, keys);
+	json_t *fees = out ? json_object_get(out, "fees") : NULL;
+	json_t *hist = out ? json_object_get(out, "history") : NULL;
+	size_t i;
+	json_t *v;
+	if (json_is_object(fees))
+		json_object_set_new(out, "fees", json_ordered(fees, fee_keys));
+	if (json_is_array(hist)) {
+		json_t *h = json_array();
+		json_array_foreach(hist, i, v)
+		{
+			json_array_append_new(h, json_is_object(v) ? json_ordered(v, hist_keys)
+								   : json_incref(v));
+		}
+		json_object_set_new(out, "history", h);
+	}
+	return out;
+}
+
+/* The text of a payment (jsonb text from PostgreSQL) as sent to clients:
+ * compact, keys in the SPEC's order. Falls back to PostgreSQL's own text,
+ * valid JSON too, if it cannot be re-rendered (out of memory). Caller frees. */
+static char *payment_text(const char *pg_json, size_t *len)
+{
+	json_t *v = json_loads(pg_json, JSON_DECODE_ANY, NULL);
+	json_t *o = json_is_object(v) ? payment_ordered(v) : NULL;
+	char *s = o ? jv_dump(o, len) : NULL;
+	json_decref(o);
+	json_decref(v);
+	if (!s && (s = strdup(pg_json)))
+		*len = strlen(s);
+	return s;
+}
+
+/* Replies with a payment's text (owned by the caller). */
+static void reply_payment(struct http_req *r, int status, const char *text, size_t len)
+{
+	http_reply_raw(r, status, "application/json", text, len);
+}
+
+/* ------------------------------------------------------------------------ */
+/* POST /v1/payments                                                        */
+/* ------------------------------------------------------------------------ */
+
+/* What the statement's snapshot said about the quote when it created
+ * nothing. */
+enum quote_state { QS_MISSING, QS_AMOUNT_MISMATCH, QS_CURRENCY_MISMATCH, QS_USED, QS_EXPIRED };
+
+/* One POST /v1/payments, from validation to the reply; freed after the
+ * reply once every callback it started has run. */
+struct pay_create {
+	struct http_req *r;
+	struct loop *l;
+	char pay_id[ID_MAX];
+	char evt_id[ID_MAX];
+	char quote_id[ID_MAX];
+	char key_id[sizeof(((struct principal *)0)->key_id)];
+	char request_id[136]; /* X-Request-Id: at most 128 characters */
+	bool has_key;
+	char idem_key[IDEM_KEY_MAX + 1];
+	char hash[65]; /* hex SHA-256 of the raw body */
+	enum quote_state qs;
+	/* After the commit: the 202 body, sent once the job is queued and the
+	 * response stored (outstanding counts the callbacks still due). */
+	char *body;
+	size_t body_len;
+	int outstanding;
+};
+
+static void create_free(struct pay_create *pc)
+{
+	free(pc->body);
+	free(pc);
+}
+
+static void reply_quote_error(struct pay_create *pc)
+{
+	struct http_req *r = pc->r;
+	switch (pc->qs) {
+	case QS_MISSING:
+		http_reply_error(r, 404, "QUOTE_NOT_FOUND", "quote_id",
+				 "no quote %s (unknown or expired and cleaned up)", pc->quote_id);
+		break;
+	case QS_AMOUNT_MISMATCH:
+		http_reply_error(r, 400, "QUOTE_MISMATCH", "amount",
+				 "amount does not match the amount of quote %s", pc->quote_id);
+		break;
+	case QS_CURRENCY_MISMATCH:
+		http_reply_error(
+			r, 400, "QUOTE_MISMATCH", "currency",
+			"currency is neither the source nor the payout currency of quote %s",
+			pc->quote_id);
+		break;
+	case QS_USED:
+		http_reply_error(r, 409, "QUOTE_ALREADY_USED", "quote_id",
+				 "quote %s has already been used by a payment", pc->quote_id);
+		break;
+	case QS_EXPIRED:
+		http_reply_error(r, 400, "QUOTE_EXPIRED", "quote_id",
+				 "quote %s has expired: request a new quote", pc->quote_id);
+		break;
+	}
+	create_free(pc);
+}
+
+static void replay_headers(struct pay_create *pc)
+{
+	metric_inc(m_replayed);
+	http_req_add_header(pc->r, "Idempotent-Replayed", "true");
+}
+
+/* The payment of a stale in_flight key, as it is now. */
+static void stale_get_done(void *arg, const PGresult *res, const char *err)
+{
+	struct pay_create *pc = arg;
+	size_t len = 0;
+	char *text;
+	if (err) {
+		reply_db_down(pc->r, "payment lookup failed", err);
+	} else if (PQntuples(res) != 1) {
+		http_reply_error(pc->r, 409, "IDEMPOTENCY_KEY_IN_USE", NULL,
+				 "a request with this Idempotency-Key is still in progress");
+	} else if (!(text = payment_text(PQgetvalue(res, 0, 0), &len))) {
+		http_reply_error(pc->r, 503, "SERVICE_UNAVAILABLE", NULL, "out of memory");
+	} else {
+		replay_headers(pc);
+		reply_payment(pc->r, 202, text, len);
+		free(text);
+	}
+	create_free(pc);
+}
+
+/* Answers from the key's row: columns request_hash, state,
+ * response_status, response_body, payment_id, stale starting at col. */
+static void answer_from_key(struct pay_create *pc, const PGresult *res, int col)
+{
+	struct http_req *r = pc->r;
+	const char *hash = PQgetvalue(res, 0, col);
+	const char *state = PQgetvalue(res, 0, col + 1);
+	bool stale = strcmp(PQgetvalue(res, 0, col + 5), "t") == 0;
+
+	if (strcmp(hash, pc->hash) != 0) {
+		http_reply_error(r, 422, "IDEMPOTENCY_KEY_REUSED", NULL,
+				 "this Idempotency-Key was used with a different request body");
+	} else if (strcmp(state, "complete") == 0 && !PQgetisnull(res, 0, col + 2)) {
+		int status = (int)strtol(PQgetvalue(res, 0, col + 2), NULL, 10);
+		replay_headers(pc);
+		reply_payment(r, status, PQgetvalue(res, 0, col + 3),
+			      (size_t)PQgetlength(res, 0, col + 3));
+	} else if (stale) {
+		const char *params[] = {PQgetvalue(res, 0, col + 4)};
+		if (pg_exec(pc->l->pg, pc->l->stmts[STMT_PAYMENT_GET], params, stale_get_done,
+			    pc) == 0)
+			return;
+		http_reply_error(r, 503, "SERVICE_UNAVAILABLE", NULL, "database unavailable");
+	} else {
+		http_reply_error(r, 409, "IDEMPOTENCY_KEY_IN_USE", NULL,
+				 "a request with this Idempotency-Key is still in progress; "
+				 "retry shortly");
+	}
+	create_free(pc);
+}
+
+static void idem_get_done(void *arg, const PGresult *res, const char *err)
+{
+	struct pay_create *pc = arg;
+	if (err) {
+		reply_db_down(pc->r, "idempotency key lookup failed", err);
+		create_free(pc);
+	} else if (PQntuples(res) == 1) {
+		answer_from_key(pc, res, 0);
+	} else {
+		reply_quote_error(pc);
+	}
+}
+
+/* Longer than a healthy request can spend between its commit and storing
+ * its response (one Redis command and one statement, each with a deadline). */
+static long long stale_seconds(const struct loop *l)
+{
+	long long s =
+		2LL * ((long long)l->app->cfg.db_timeout_ms + l->app->cfg.redis_timeout_ms) / 1000;
+	return s > IDEM_STALE_MIN_SECONDS ? s : IDEM_STALE_MIN_SECONDS;
+}
+
+/* Nothing was created and a key was sent: a concurrent request with the
+ * same key may have committed since our snapshot, so look again. */
+static void idem_lookup(struct pay_create *pc)
+{
+	char stale[24];
+	snprintf(stale, sizeof(stale), "%lld", stale_seconds(pc->l));
+	const char *params[] = {pc->key_id, pc->idem_key, stale};
+	if (pg_exec(pc->l->pg, pc->l->stmts[STMT_PAYMENT_IDEM_GET], params, idem_get_done, pc) !=
+	    0) {
+		http_reply_error(pc->r, 503, "SERVICE_UNAVAILABLE", NULL, "database unavailable");
+		create_free(pc);
+	}
+}
+
+/* One of the post-commit callbacks is done; the last one replies. */
+static void created_step_done(struct pay_create *pc)
+{
+	if (--pc->outstanding > 0)
+		return;
+	reply_payment(pc->r, 202, pc->body, pc->body_len);
+	create_free(pc);
+}
+
+static void enqueue_done(void *arg, const char *err)
+{
+	struct pay_create *pc = arg;
+	if (err) {
+		metric_inc(m_enqueue_failed);
+		log_event(LOG_WARN, "payment job not queued; the relay will re-enqueue it",
+			  LF_S("request_id", pc->request_id), LF_S("payment_id", pc->pay_id),
+			  LF_S("error", err));
+	}
+	created_step_done(pc);
+}
+
+static void idem_store_done(void *arg, const PGresult *res, const char *err)
+{
+	struct pay_create *pc = arg;
+	(void)res;
+	if (err)
+		log_event(LOG_WARN, "idempotent response not stored",
+			  LF_S("request_id", pc->request_id), LF_S("payment_id", pc->pay_id),
+			  LF_S("error", err));
+	created_step_done(pc);
+}
+
+/* The payment is committed: queue its first job and store the response for
+ * replays (both at once), then answer 202. Neither failing undoes the
+ * payment: the relay re-enqueues stalled PENDING payments, and a key whose
+ * response was not stored replays the payment's current state. */
+static void created(struct pay_create *pc, const char *pg_json)
+{
+	struct loop *l = pc->l;
+	char stream[256];
+
+	metric_inc(m_created);
+	log_event(LOG_INFO, "payment created", LF_S("request_id", pc->request_id),
+		  LF_S("payment_id", pc->pay_id), LF_S("quote_id", pc->quote_id));
+	pc->body = payment_text(pg_json, &pc->body_len);
+	if (!pc->body) {
+		http_reply_error(pc->r, 503, "SERVICE_UNAVAILABLE", NULL, "out of memory");
+		create_free(pc);
+		return;
+	}
+	pc->outstanding = 1; /* held until both requests are sent */
+
+	jobs_key(stream, sizeof(stream), l->app->cfg.redis_prefix, "payments", "jobs");
+	const struct job_field job[] = {
+		{"payment_id", pc->pay_id},
+		{"step", "onramp_initiate"},
+		{"attempt", "1"},
+		{"request_id", pc->request_id},
+	};
+	if (jobs_add(l->redis, stream, JOBS_MAXLEN, job, 4, enqueue_done, pc) == 0) {
+		pc->outstanding++;
+	} else {
+		metric_inc(m_enqueue_failed);
+		log_event(LOG_WARN,
+			  "payment job not queued (redis unavailable); the relay will "
+			  "re-enqueue it",
+			  LF_S("request_id", pc->request_id), LF_S("payment_id", pc->pay_id));
+	}
+
+	if (pc->has_key) {
+		const char *params[] = {pc->key_id, pc->idem_key, "202", pc->body, pc->pay_id};
+		if (pg_exec(l->pg, l->stmts[STMT_PAYMENT_IDEM_STORE], params, idem_store_done,
+			    pc) == 0)
+			pc->outstanding++;
+		else
+			log_event(LOG_WARN, "idempotent response not stored (database unavailable)",
+				  LF_S("request_id", pc->request_id),
+				  LF_S("payment_id", pc->pay_id));
+	}
+	created_step_done(pc);
+}
+
+/* The creation statement's outcome. */
+static void create_result(struct pay_create *pc, const PGresult *res, const char *err)
+{
+	struct http_req *r = pc->r;
+	if (err) {
+		const char *state = pg_sqlstate(res);
+		if (strcmp(state, "23505") == 0) {
+			/* A unique violation: the key was committed by a concurrent
+			 * request with another body (the key's primary key), or the
+			 * quote's payment exists (payments.quote_id). */
+			pc->qs = QS_USED;
+			if (pc->has_key) {
+				idem_lookup(pc);
+				return;
+			}
+			reply_quote_error(pc);
+			return;
+		}
+		if (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0) {
+			/* Data the database refused: a bad value slipped past
+			 * validation. Still the client's request, so a 4xx. */
+			log_event(LOG_WARN, "payment refused by the database",
+				  LF_S("request_id", pc->request_id), LF_S("sqlstate", state),
+				  LF_S("error", err));
+			http_reply_error(r, 400, "INVALID_REQUEST", NULL,
+					 "the payment could not be stored: invalid data");
+		} else {
+			reply_db_down(r, "payment not created", err);
+		}
+		create_free(pc);
+		return;
+	}
+	if (PQntuples(res) != 1) {
+		reply_db_down(r, "payment not created", "unexpected result");
+		create_free(pc);
+		return;
+	}
+	if (!PQgetisnull(res, 0, 0)) {
+		created(pc, PQgetvalue(res, 0, 0));
+		return;
+	}
+	const char *qs = PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1);
+	pc->qs = !qs			       ? QS_MISSING
+		 : strcmp(qs, "amount") == 0   ? QS_AMOUNT_MISMATCH
+		 : strcmp(qs, "currency") == 0 ? QS_CURRENCY_MISMATCH
+		 : strcmp(qs, "expired") == 0  ? QS_EXPIRED
+					       : QS_USED; /* "used", or "raced" */
+	if (!PQgetisnull(res, 0, 2))
+		answer_from_key(pc, res, 2);
+	else if (pc->has_key)
+		idem_lookup(pc);
+	else
+		reply_quote_error(pc);
+}
+
+static void create_done(void *arg, const PGresult *res, const char *err)
+{
+	create_result(arg, res, err);
+}
+
+/* [DELETE expired key, create]: the create statement's result decides. */
+static void create_tx_done(void *arg, PGresult *const *res, int n, const char *err)
+{
+	(void)n;
+	create_result(arg, res[1] ? res[1] : res[0], err);
+}
+
+/* Idempotency-Key: 1..255 printable ASCII characters. */
+static bool idem_key_valid(const char *k)
+{
+	size_t n = strlen(k);
+	if (n == 0 || n > IDEM_KEY_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)k[i] < 0x20 || (unsigned char)k[i] > 0x7e)
+			return false;
+	return true;
+}
+
+static int sha256_hex(const void *data, size_t len, char out[65])
+{
+	static const char digits[] = "0123456789abcdef";
+	unsigned char h[32];
+	if (!EVP_Digest(data, len, h, NULL, EVP_sha256(), NULL))
+		return -1;
+	for (int i = 0; i < 32; i++) {
+		out[2 * i] = digits[h[i] >> 4];
+		out[2 * i + 1] = digits[h[i] & 15];
+	}
+	out[64] = '\0';
+	return 0;
+}
+
+/* POST /v1/payments {quote_id, source_account, destination_account,
+ *                    metadata?, amount?, currency?}   [Idempotency-Key] */
+void payments_create(struct http_req *r, void *arg)
+{
+	static const struct jv_field fields[] = {
+		{"source_account", JV_STRING, true, ACCOUNT_MAX, NULL},
+		{"destination_account", JV_STRING, true, ACCOUNT_MAX, NULL},
+		{"metadata", JV_OBJECT, false, METADATA_MAX, NULL},
+		{"currency", JV_STRING, false, 16, NULL},
+	};
+	struct loop *l = arg;
+	json_t *body = http_req_json(r);
+	const char *ikey = http_req_header(r, "Idempotency-Key");
+	struct jv_error e;
+	struct pay_create *pc = NULL;
+	char *metadata = NULL;
+	int64_t amount = 0;
+	bool has_amount = false;
+
+	if (ikey && !idem_key_valid(ikey)) {
+		http_reply_error(r, 400, "INVALID_IDEMPOTENCY_KEY", NULL,
+				 "Idempotency-Key must be 1 to %d printable ASCII characters",
+				 IDEM_KEY_MAX);
+		return;
+	}
+	const json_t *jquote = json_object_get(body, "quote_id");
+	if (!jquote || json_is_null(jquote)) {
+		jv_fail(&e, 400, "MISSING_FIELD", "quote_id", "quote_id is required");
+		goto bad;
+	}
+	if (jv_check(body, fields, sizeof(fields) / sizeof(fields[0]), &e) != 0)
+		goto bad;
+	const char *quote_id = json_string_value(jquote);
+	if (!quote_id || !id_valid("quote", quote_id)) {
+		http_reply_error(r, 400, "INVALID_ID", "quote_id",
+				 "quote ids look like quote_<uuid>, e.g. "
+				 "quote_2f1c0b7e-6a55-4e0c-9a51-6d1f3b2b1c9e");
+		return;
+	}
+	const json_t *jamount = json_object_get(body, "amount");
+	if (jamount && !json_is_null(jamount)) {
+		if (jv_amount(body, "amount", &amount, &e) != 0)
+			goto bad;
+		has_amount = true;
+	}
+	const json_t *jmeta = json_object_get(body, "metadata");
+	if (json_is_object(jmeta) && !(metadata = jv_dump(jmeta, NULL)))
+		goto oom;
+
+	pc = calloc(1, sizeof(*pc));
+	if (!pc)
+		goto oom;
+	pc->r = r;
+	pc->l = l;
+	snprintf(pc->quote_id, sizeof(pc->quote_id), "%s", quote_id);
+	snprintf(pc->key_id, sizeof(pc->key_id), "%s", auth_principal(r)->key_id);
+	snprintf(pc->request_id, sizeof(pc->request_id), "%s", http_req_id(r));
+	if (ikey) {
+		size_t len;
+		const char *raw = http_req_body(r, &len);
+		pc->has_key = true;
+		snprintf(pc->idem_key, sizeof(pc->idem_key), "%s", ikey);
+		if (sha256_hex(raw ? raw : "", len, pc->hash) != 0)
+			goto oom;
+	}
+	if (id_new("pay", pc->pay_id) != 0 || id_new("evt", pc->evt_id) != 0) {
+		http_reply_error(r, 503, "SERVICE_UNAVAILABLE", NULL, "random source unavailable");
+		goto done;
+	}
+
+	char amount_s[24], stale[24];
+	snprintf(amount_s, sizeof(amount_s), "%" PRId64, amount);
+	snprintf(stale, sizeof(stale), "%lld", stale_seconds(l));
+	const char *params[CREATE_PARAMS] = {
+		pc->quote_id,
+		pc->pay_id,
+		pc->evt_id,
+		pc->key_id,
+		jv_str(body, "source_account"),
+		jv_str(body, "destination_account"),
+		metadata,
+		has_amount ? amount_s : NULL,
+		jv_str(body, "currency"),
+		pc->has_key ? pc->idem_key : NULL,
+		pc->has_key ? pc->hash : NULL,
+		stale,
+	};
+	int rc;
+	if (pc->has_key) {
+		const char *expire_params[] = {pc->key_id, pc->idem_key};
+		const struct pg_stmt tx[] = {
+			{NULL, l->stmts[STMT_PAYMENT_IDEM_EXPIRE], 2, expire_params},
+			{NULL, l->stmts[STMT_PAYMENT_CREATE], CREATE_PARAMS, params},
+		};
+		rc = pg_tx(l->pg, tx, 2, create_tx_done, pc);
+	} else {
+		rc = pg_exec(l->pg, l->stmts[STMT_PAYMENT_CREATE], params, create_done, pc);
+	}
+	if (rc != 0) {
+		http_reply_error(r, 503, "SERVICE_UNAVAILABLE", NULL, "database unavailable");
+		goto done;
+	}
+	pc = NULL; /* owned by the callback now */
+	goto done;
+
+bad:
+	http_reply_error(r, e.status, e.code, e.param[0] ? e.param : NULL, "%s", e.message);
+	goto done;
+oom:
+	http_reply_error(r, 503, "SERVICE_UNAVAILABLE", NULL, "out of memory");
+done:
+	free(metadata);
+	if (pc)
+		create_free(pc);
+}
+
+/* ------------------------------------------------------------------------ */
+/* GET /v1/payments/{id}                                                    */
+/* ------------------------------------------------------------------------ */
+
+static void get_done(void *arg, const PGresult *res, const char *err)
+{
+	struct http_req *r = arg;
+	size_t len = 0;
+	char *text;
+	if (err) {
+		reply_db_down(r, "payment lookup failed", err);
+		return;
+	}
+	if (PQntuples(res) != 1) {
+		http_reply_error(r, 404, "PAYMENT_NOT_FOUND", "id", "no payment %s",
+				 http_req_param(r, "id"));
+		return;
+	}
+	text = payment_text(PQgetvalue(res, 0, 0), &len);
+	if (!text) {
+		http_reply_error(r, 503, "SERVICE_UNAVAILABLE", NULL, "out of memory");
+		return;
+	}
+	reply_payment(r, 200, text, len);
+	free(text);
+}
+
+/* GET /v1/payments/{id} */
+void payments_get(struct http_req *r, void *arg)
+{
+	struct loop *l = arg;
+	const char *id = http_req_param(r, "id");
+	if (!id || !id_valid("pay", id)) {
+		http_reply_error(r, 400, "INVALID_ID", "id",
+				 "payment ids look like pay_<uuid>, e.g. "
+				 "pay_2f1c0b7e-6a55-4e0c-9a51-6d1f3b2b1c9e");
+		return;
+	}
+	const char *params[] = {id};
+	if (pg_exec(l->pg, l->stmts[STMT_PAYMENT_GET], params, get_done, r) != 0)
+		http_reply_error(r, 503, "SERVICE_UNAVAILABLE", NULL, "database unavailable");
+}
+
+/* ------------------------------------------------------------------------ */
+/* GET /v1/payments                                                         */
+/* ------------------------------------------------------------------------ */
+
+struct pay_list {
+	struct http_req *r;
+	int limit;
+};
+
+static void list_done(void *arg, const PGresult *res, const char *err)
+{
+	struct pay_list *pl = arg;
+	struct http_req *r = pl->r;
+	int limit = pl->limit;
+	free(pl);
+	if (err) {
+		reply_db_down(r, "payment list failed", err);
+		return;
+	}
+	if (PQntuples(res) != 1) {
+		reply_db_down(r, "payment list failed", "unexpected result");
+		return;
+	}
+	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+		http_reply_error(r, 400, "INVALID_FIELD", "starting_after", "no payment %s",
+				 http_req_query(r, "starting_after"));
+		return;
+	}
+	json_t *page = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
+	json_t *data = json_array();
+	json_t *out = NULL;
+	char *text = NULL;
+	size_t len = 0, i;
+	json_t *v;
+	if (!json_is_array(page) || !data)
+		goto oom;
+	bool has_more = json_array_size(page) > (size_t)limit;
+	json_array_foreach(page, i, v)
+	{
+		if (i == (size_t)limit)
+			break;
+		json_t *o = payment_ordered(v);
+		if (!o || json_array_append_new(data, o) != 0)
+			goto oom;
+	}
+	out = json_pack("{s:s, s:O, s:b}", "object", "list", "data", data, "has_more", has_more);
+	if (!out || !(text = jv_dump(out, &len)))
+		goto oom;
+	http_reply_raw(r, 200, "application/json", text, len);
+	goto done;
+oom:
+	http_reply_error(r, 503, "SERVICE_UNAVAILABLE", NULL, "out of memory");
+done:
+	free(text);
+	json_decref(out);
+	json_decref(data);
+	json_decref(page);
+}
+
+static bool status_valid(const char *s)
+{
+	static const char *const states[] = {"PENDING",		"ONRAMP_PENDING", "ONRAMP_COMPLETE",
+					     "OFFRAMP_PENDING", "COMPLETED",	  "FAILED",
+					     "REFUND_PENDING",	"REFUNDED"};
+	for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++)
+		if (strcmp(s, states[i]) == 0)
+			return true;
+	return false;
+}
+
+/* "1".."100" in plain decimal digits, else -1. */
+static int parse_limit(const char *s)
+{
+	int v = 0;
+	size_t n = strlen(s);
+	if (n == 0 || n > 3)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v >= 1 && v <= LIST_LIMIT_MAX ? v : -1;
+}
+
+/* GET /v1/payments?status=&limit=&starting_after= */
+void payments_list(struct http_req *r, void *arg)
+{
+	struct loop *l = arg;
+	const char *status = http_req_query(r, "status");
+	const char *limit_s = http_req_query(r, "limit");
+	const char *after = http_req_query(r, "starting_after");
+	int limit = LIST_LIMIT_DEFAULT;
+
+	if (status && !status_valid(status)) {
+		http_reply_error(r, 400, "INVALID_FIELD", "status",
+				 "status must be one of PENDING, ONRAMP_PENDING, ONRAMP_COMPLETE, "
+				 "OFFRAMP_PENDING, COMPLETED, FAILED, REFUND_PENDING, REFUNDED");
+		return;
+	}
+	if (limit_s && (limit = parse_limit(limit_s)) < 0) {
+		http_reply_error(r, 400, "INVALID_FIELD", "limit",
+				 "limit must be an integer from 1 to %d", LIST_LIMIT_MAX);
+		return;
+	}
+	if (after && !id_valid("pay", after)) {
+		http_reply_error(r, 400, "INVALID_FIELD", "starting_after",
+				 "starting_after must be a payment id (pay_<uuid>)");
+		return;
+	}
+	struct pay_list *pl = malloc(sizeof(*pl));
+	if (!pl) {
+		http_reply_error(r, 503, "SERVICE_UNAVAILABLE", NULL, "out of memory");
+		return;
+	}
+	pl->r = r;
+	pl->limit = limit;
+	char fetch[8];
+	snprintf(fetch, sizeof(fetch), "%d", limit + 1);
+	const char *params[] = {fetch, after, status};
+	int stmt = status ? STMT_PAYMENT_LIST_STATUS : STMT_PAYMENT_LIST;
+	if (pg_exec(l->pg, l->stmts[stmt], params, list_done, pl) != 0) {
+		free(pl);
+		http_reply_error(r, 503, "SERVICE_UNAVAILABLE", NULL, "database unavailable");
+	}
+}
