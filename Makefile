@@ -102,6 +102,7 @@ run:
 
 bench:
 	sh bench/run.sh
+	sh bench/payments.sh
 	sh bench/e2e.sh
 
 C_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find common services tests -name '*.[ch]')
