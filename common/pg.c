@@ -990,15 +990,24 @@ static void brow_free(struct pg_batcher *b, struct brow *r)
 	free(r);
 }
 
-static void batch_fail_rows(struct batch *bt, const char *err)
+/* Runs every row's callback: on success with its result row (the i-th row
+ * of res for the i-th input row, -1 if res has none), else with err. */
+static void batch_finish(struct batch *bt, const PGresult *res, const char *err)
 {
 	struct brow *r;
+	int i = 0, n = !err && res ? PQntuples(res) : 0;
 	while ((r = TAILQ_FIRST(&bt->rows)) != NULL) {
 		TAILQ_REMOVE(&bt->rows, r, link);
-		r->cb(r->arg, err);
+		r->cb(r->arg, err ? NULL : res, !err && i < n ? i : -1, err);
 		brow_free(bt->b, r);
+		i++;
 	}
 	free(bt);
+}
+
+static void batch_fail_rows(struct batch *bt, const char *err)
+{
+	batch_finish(bt, NULL, err);
 }
 
 /* A growable string for array literals. */
@@ -1118,7 +1127,6 @@ static void batch_done(void *arg, const PGresult *res, const char *err)
 {
 	struct batch *bt = arg;
 	struct pg_batcher *b = bt->b;
-	(void)res;
 	b->inflight--;
 	if (err && res && bt->nrows > 1) {
 		/* The server refused the batch (res is its error), so nothing was
@@ -1130,7 +1138,7 @@ static void batch_done(void *arg, const PGresult *res, const char *err)
 			TAILQ_REMOVE(&bt->rows, r, link);
 			struct batch *one = calloc(1, sizeof(*one));
 			if (!one) {
-				r->cb(r->arg, "out of memory");
+				r->cb(r->arg, NULL, -1, "out of memory");
 				brow_free(b, r);
 				continue;
 			}
@@ -1143,7 +1151,7 @@ static void batch_done(void *arg, const PGresult *res, const char *err)
 		}
 		free(bt);
 	} else {
-		batch_fail_rows(bt, err);
+		batch_finish(bt, res, err);
 	}
 	if (!TAILQ_EMPTY(&b->waiting))
 		event_active(&b->flush_ev, EV_TIMEOUT, 0);
@@ -1180,7 +1188,7 @@ void pg_batcher_free(struct pg_batcher *b)
 	while ((r = TAILQ_FIRST(&b->waiting)) != NULL) {
 		TAILQ_REMOVE(&b->waiting, r, link);
 		b->nwaiting--;
-		r->cb(r->arg, "pool shutting down");
+		r->cb(r->arg, NULL, -1, "pool shutting down");
 		brow_free(b, r);
 	}
 	event_del(&b->flush_ev);

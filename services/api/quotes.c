@@ -116,9 +116,11 @@ static const char *pick_chain(int64_t amount, const struct currency *from, int64
 	return cents >= L1_THRESHOLD_USD_CENTS ? "ethereum" : "base";
 }
 
-static void insert_done(void *arg, const char *err)
+static void insert_done(void *arg, const PGresult *res, int row, const char *err)
 {
 	struct quote_req *qr = arg;
+	(void)res;
+	(void)row;
 	if (err) {
 		metric_inc(m_insert_failed);
 		log_event(LOG_WARN, "quote not stored", LF_S("request_id", http_req_id(qr->r)),

@@ -180,6 +180,8 @@ static void worker_free(struct worker *w)
 {
 	if (w->admin)
 		http_server_free(w->admin);
+	pg_batcher_free(w->load_batch);
+	pg_batcher_free(w->transition_batch);
 	pg_pool_free(w->pg);
 	provider_free(w->provider);
 	httpc_free(w->http);

@@ -21,26 +21,39 @@
 #define RETRY_BASE_MS 500
 #define RETRY_MAX_MS  60000
 
+/* Loads of the jobs that arrived together, in one statement: one result
+ * row per id, in input order (status NULL = no such payment). */
 static const char load_sql[] =
-	"SELECT status, amount, currency, payout_amount, payout_currency, source_account,"
-	" destination_account, chain, onramp_ref, offramp_ref,"
-	" (extract(epoch FROM clock_timestamp() - updated_at) * 1000)::bigint"
-	" FROM payments WHERE id = $1";
+	"SELECT p.status, p.amount, p.currency, p.payout_amount, p.payout_currency,"
+	" p.source_account, p.destination_account, p.chain, p.onramp_ref, p.offramp_ref,"
+	" (extract(epoch FROM clock_timestamp() - p.updated_at) * 1000)::bigint"
+	" FROM unnest($1::text[]) WITH ORDINALITY AS i(id, ord)"
+	" LEFT JOIN payments p ON p.id = i.id ORDER BY i.ord";
 
-/* The compare-and-set: the update happens only from the expected state, and
- * the history row and the event are written only if it did, atomically. */
+/* The compare-and-set, for every transition that is ready at the same time
+ * (one statement, one commit): a payment is updated only from its expected
+ * state, and its history row and outbox event are written only if it was.
+ * One result row per input row, in input order: 1 = done, 0 = the payment
+ * was not in the expected state (the job is stale). */
 static const char transition_sql[] =
-	"WITH u AS ("
-	" UPDATE payments SET status = $3, updated_at = clock_timestamp(),"
-	"  onramp_ref = COALESCE($5, onramp_ref), offramp_ref = COALESCE($6, offramp_ref),"
-	"  refund_ref = COALESCE($7, refund_ref), failure_code = COALESCE($8, failure_code),"
-	"  failure_message = COALESCE($9, failure_message)"
-	" WHERE id = $1 AND status = $2 RETURNING *),"
+	"WITH i AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
+	"  $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])"
+	" WITH ORDINALITY AS t(id, from_status, to_status, reason, onramp_ref, offramp_ref,"
+	"  refund_ref, failure_code, failure_message, event_id, event_type, ord)),"
+	" u AS (UPDATE payments p SET status = i.to_status, updated_at = clock_timestamp(),"
+	"  onramp_ref = COALESCE(i.onramp_ref, p.onramp_ref),"
+	"  offramp_ref = COALESCE(i.offramp_ref, p.offramp_ref),"
+	"  refund_ref = COALESCE(i.refund_ref, p.refund_ref),"
+	"  failure_code = COALESCE(i.failure_code, p.failure_code),"
+	"  failure_message = COALESCE(i.failure_message, p.failure_message)"
+	"  FROM i WHERE p.id = i.id AND p.status = i.from_status"
+	"  RETURNING p AS row, i.ord, i.from_status, i.reason, i.event_id, i.event_type),"
 	" h AS (INSERT INTO payment_history (payment_id, from_status, to_status, reason)"
-	"  SELECT id, $2, $3, $4 FROM u),"
+	"  SELECT (row).id, from_status, (row).status, reason FROM u),"
 	" e AS (INSERT INTO events (id, type, payment_id, data)"
-	"  SELECT $10, $11, u.id, rampart_payment_json(u::payments) FROM u)"
-	" SELECT count(*) FROM u";
+	"  SELECT event_id, event_type, (row).id, rampart_payment_json(row) FROM u)"
+	" SELECT (u.ord IS NOT NULL)::int FROM i LEFT JOIN u ON u.ord = i.ord ORDER BY i.ord";
+#define TRANSITION_COLS 11
 
 /* One job being worked on. */
 struct step {
@@ -185,14 +198,14 @@ static void after_transition(struct step *s)
 	step_free(s);
 }
 
-static void transition_done(void *arg, const PGresult *res, const char *err)
+static void transition_done(void *arg, const PGresult *res, int row, const char *err)
 {
 	struct step *s = arg;
-	if (err) {
-		retry_db(s, err);
+	if (err || row < 0) {
+		retry_db(s, err ? err : "no result for the transition");
 		return;
 	}
-	if (strcmp(PQgetvalue(res, 0, 0), "1") != 0) {
+	if (strcmp(PQgetvalue(res, row, 0), "1") != 0) {
 		/* Lost the compare-and-set: another job got there first. */
 		metric_inc(m_stale);
 		log_event(LOG_DEBUG, "stale job dropped", LF_S("payment_id", s->id),
@@ -226,7 +239,7 @@ static void transition(struct step *s, enum pay_state to, const char *reason)
 	}
 	const char *ref = s->res.ref[0] ? s->res.ref : NULL;
 	const bool failing = to == PAY_FAILED || to == PAY_REFUND_PENDING;
-	const char *params[11] = {
+	const char *params[TRANSITION_COLS] = {
 		s->id,
 		pay_state_name(s->state),
 		pay_state_name(to),
@@ -239,7 +252,7 @@ static void transition(struct step *s, enum pay_state to, const char *reason)
 		evt,
 		pay_event_type(to),
 	};
-	if (pg_exec(s->w->pg, s->w->stmt_transition, params, transition_done, s) != 0)
+	if (pg_batcher_add(s->w->transition_batch, params, transition_done, s) != 0)
 		retry_db(s, "database unavailable");
 }
 
@@ -318,12 +331,12 @@ static void provider_done(void *arg, const struct prov_result *r)
 
 /* ---- loading ------------------------------------------------------------ */
 
-static void copy_col(const PGresult *res, int col, char *dst, size_t len)
+static void copy_col(const PGresult *res, int row, int col, char *dst, size_t len)
 {
-	snprintf(dst, len, "%s", PQgetisnull(res, 0, col) ? "" : PQgetvalue(res, 0, col));
+	snprintf(dst, len, "%s", PQgetisnull(res, row, col) ? "" : PQgetvalue(res, row, col));
 }
 
-static void load_done(void *arg, const PGresult *res, const char *err)
+static void load_done(void *arg, const PGresult *res, int row, const char *err)
 {
 	struct step *s = arg;
 	static const enum prov_op ops[STEP_COUNT] = {
@@ -333,37 +346,37 @@ static void load_done(void *arg, const PGresult *res, const char *err)
 		[STEP_OFFRAMP_POLL] = OP_POLL_OFFRAMP,
 		[STEP_REFUND] = OP_REFUND,
 	};
-	if (err) {
-		retry_db(s, err);
+	if (err || row < 0) {
+		retry_db(s, err ? err : "no result for the load");
 		return;
 	}
-	if (PQntuples(res) != 1) {
+	if (PQgetisnull(res, row, 0)) {
 		log_event(LOG_ERROR, "job for an unknown payment", LF_S("payment_id", s->id));
 		metric_inc(m_dead);
 		jobq_dead(s->w->jobs, s->job, "unknown payment");
 		step_free(s);
 		return;
 	}
-	if (pay_state_parse(PQgetvalue(res, 0, 0), &s->state) != 0 ||
+	if (pay_state_parse(PQgetvalue(res, row, 0), &s->state) != 0 ||
 	    s->state != pay_step_state(s->step)) {
 		metric_inc(m_stale);
 		log_event(LOG_DEBUG, "stale job dropped", LF_S("payment_id", s->id),
 			  LF_S("step", pay_step_name(s->step)),
-			  LF_S("status", PQgetvalue(res, 0, 0)));
+			  LF_S("status", PQgetvalue(res, row, 0)));
 		settle_ack(s);
 		step_free(s);
 		return;
 	}
-	s->amount = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-	copy_col(res, 2, s->currency, sizeof(s->currency));
-	s->payout = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
-	copy_col(res, 4, s->payout_currency, sizeof(s->payout_currency));
-	copy_col(res, 5, s->source, sizeof(s->source));
-	copy_col(res, 6, s->dest, sizeof(s->dest));
-	copy_col(res, 7, s->chain, sizeof(s->chain));
-	copy_col(res, 8, s->onramp_ref, sizeof(s->onramp_ref));
-	copy_col(res, 9, s->offramp_ref, sizeof(s->offramp_ref));
-	s->age_ms = strtoll(PQgetvalue(res, 0, 10), NULL, 10);
+	s->amount = strtoll(PQgetvalue(res, row, 1), NULL, 10);
+	copy_col(res, row, 2, s->currency, sizeof(s->currency));
+	s->payout = strtoll(PQgetvalue(res, row, 3), NULL, 10);
+	copy_col(res, row, 4, s->payout_currency, sizeof(s->payout_currency));
+	copy_col(res, row, 5, s->source, sizeof(s->source));
+	copy_col(res, row, 6, s->dest, sizeof(s->dest));
+	copy_col(res, row, 7, s->chain, sizeof(s->chain));
+	copy_col(res, row, 8, s->onramp_ref, sizeof(s->onramp_ref));
+	copy_col(res, row, 9, s->offramp_ref, sizeof(s->offramp_ref));
+	s->age_ms = strtoll(PQgetvalue(res, row, 10), NULL, 10);
 
 	struct prov_payment p = {
 		.id = s->id,
@@ -415,19 +428,21 @@ void steps_handle(void *arg, struct job *job)
 	snprintf(s->id, sizeof(s->id), "%s", id);
 	snprintf(s->request_id, sizeof(s->request_id), "%s", rid && *rid ? rid : "-");
 	const char *params[] = {s->id};
-	if (pg_exec(w->pg, w->stmt_load, params, load_done, s) != 0)
+	if (pg_batcher_add(w->load_batch, params, load_done, s) != 0)
 		retry_db(s, "database unavailable");
 }
 
 int steps_init(struct worker *w)
 {
-	w->stmt_load = pg_prepare(w->pg, load_sql, 1);
-	w->stmt_transition = pg_prepare(w->pg, transition_sql, 11);
+	/* As many batches in flight as connections, up to 256 jobs each. */
+	w->load_batch = pg_batcher_new(w->pg, load_sql, 1, 256, w->cfg.db_pool_size);
+	w->transition_batch =
+		pg_batcher_new(w->pg, transition_sql, TRANSITION_COLS, 256, w->cfg.db_pool_size);
 	m_stale = metrics_counter("rampart_jobs_stale_total",
 				  "Jobs dropped because their payment had moved on", "");
 	m_stranded = metrics_counter("rampart_payments_stranded_total",
 				     "Refunds that failed for good: an operator must act", "");
 	m_dead = metrics_counter("rampart_payment_jobs_dead_total",
 				 "Payment jobs sent to the dead-letter queue", "");
-	return w->stmt_load >= 0 && w->stmt_transition >= 0 ? 0 : -1;
+	return w->load_batch && w->transition_batch ? 0 : -1;
 }

@@ -15,6 +15,7 @@ struct event_base;
 struct http_server;
 struct jobq;
 struct pg_pool;
+struct pg_batcher;
 struct rds;
 struct httpc;
 struct job;
@@ -55,7 +56,8 @@ struct worker {
 	struct provider *provider;
 	struct http_server *admin;
 	struct event *relay_ev, *cleanup_ev, *drain_ev, *sigterm_ev, *sigint_ev;
-	int stmt_load, stmt_transition, stmt_relay, stmt_cleanup;
+	struct pg_batcher *load_batch, *transition_batch; /* steps.c */
+	int stmt_relay, stmt_cleanup;
 	char consumer[96];
 	bool draining;
 	uint64_t drain_deadline_us;

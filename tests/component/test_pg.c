@@ -241,9 +241,11 @@ static void test_tx_atomic(void **state)
 	env_free(&e);
 }
 
-static void row_cb(void *arg, const char *err)
+static void row_cb(void *arg, const PGresult *res, int row, const char *err)
 {
 	struct env *e = arg;
+	(void)res;
+	(void)row;
 	e->done++;
 	if (err) {
 		e->errors++;
@@ -292,6 +294,49 @@ static void test_batcher(void **state)
 			 0);
 	run_until_done(&e);
 	assert_string_equal(e.last_value, "299/150/quote\" back\\slash {brace}, comma");
+	pg_batcher_free(b);
+	env_free(&e);
+}
+
+struct rowres {
+	struct env *e;
+	char want[32];
+	bool ok;
+};
+
+static void rowres_cb(void *arg, const PGresult *res, int row, const char *err)
+{
+	struct rowres *rr = arg;
+	rr->e->done++;
+	rr->ok = !err && row >= 0 && strcmp(PQgetvalue(res, row, 0), rr->want) == 0;
+}
+
+/* Each row gets its own result row when the statement keeps input order. */
+static void test_batcher_row_results(void **state)
+{
+	struct env e;
+	struct rowres rr[50];
+	(void)state;
+	env_init(&e, 1, 5000);
+	struct pg_batcher *b = pg_batcher_new(e.pool,
+					      "SELECT upper(i.v) FROM unnest($1::text[]) WITH "
+					      "ORDINALITY AS i(v, ord) ORDER BY i.ord",
+					      1, 16, 2);
+	assert_non_null(b);
+	e.expected = 50;
+	for (int i = 0; i < 50; i++) {
+		char v[16];
+		snprintf(v, sizeof(v), "row%d", i);
+		snprintf(rr[i].want, sizeof(rr[i].want), "ROW%d", i);
+		rr[i].e = &e;
+		rr[i].ok = false;
+		const char *row[] = {v};
+		assert_int_equal(pg_batcher_add(b, row, rowres_cb, &rr[i]), 0);
+	}
+	run_until_done(&e);
+	for (int i = 0; i < 50; i++)
+		if (!rr[i].ok)
+			fail_msg("row %d did not get its own result", i);
 	pg_batcher_free(b);
 	env_free(&e);
 }
@@ -461,6 +506,7 @@ int main(void)
 		cmocka_unit_test(test_tx_atomic),
 		cmocka_unit_test(test_batcher),
 		cmocka_unit_test(test_batcher_bounded),
+		cmocka_unit_test(test_batcher_row_results),
 		cmocka_unit_test(test_timeout),
 		cmocka_unit_test(test_reconnect_after_kill),
 		cmocka_unit_test(test_free_fails_pending),

@@ -98,7 +98,13 @@ int pg_script(struct pg_pool *p, const char *sql, pg_cb cb, void *arg)
  * are refused. If the server rejects a batch, its rows are retried one by one
  * so one bad row fails alone. */
 struct pg_batcher;
-typedef void (*pg_row_cb)(void *arg, const char *err);
+/* A row's outcome. On success res is the batch's result (borrowed until the
+ * callback returns) and row the index of this input row's result row: when
+ * the statement returns one row per input row in input order (e.g. SELECT
+ * ... FROM unnest(...) WITH ORDINALITY ... ORDER BY ordinality), row i
+ * belongs to input i; row is -1 when res has fewer rows. On failure res is
+ * NULL, row -1 and err set. */
+typedef void (*pg_row_cb)(void *arg, const PGresult *res, int row, const char *err);
 
 struct pg_batcher *pg_batcher_new(struct pg_pool *p, const char *sql, int ncols, int max_rows,
 				  int max_inflight);
