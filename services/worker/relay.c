@@ -1,6 +1,7 @@
 /* relay.c - the worker's maintenance timers: the relay that re-enqueues
  * payments whose job never reached Redis (a crash between commit and XADD,
- * Redis down, a job lost with Redis data) and the quote TTL cleanup. */
+ * Redis down, a job lost with Redis data) and the cleanup of expired quotes
+ * and Idempotency-Key records. */
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,10 +28,16 @@ static const char relay_sql[] =
 	" ORDER BY updated_at LIMIT $2::int FOR UPDATE SKIP LOCKED) s"
 	" WHERE p.id = s.id RETURNING p.id, p.status";
 
-/* Expired quotes no payment used, oldest first, in bounded batches. */
-static const char cleanup_sql[] = "DELETE FROM quotes WHERE id IN (SELECT id FROM quotes"
-				  " WHERE used_at IS NULL AND expires_at < now()"
-				  " ORDER BY expires_at LIMIT $1::int FOR UPDATE SKIP LOCKED)";
+/* Expired quotes no payment used, oldest first, and Idempotency-Key records
+ * past their 24 h, in bounded batches; the counts of both. */
+static const char cleanup_sql[] =
+	"WITH q AS (DELETE FROM quotes WHERE id IN (SELECT id FROM quotes"
+	"  WHERE used_at IS NULL AND expires_at < now()"
+	"  ORDER BY expires_at LIMIT $1::int FOR UPDATE SKIP LOCKED) RETURNING 1),"
+	" k AS (DELETE FROM idempotency_keys WHERE (api_key_id, key) IN ("
+	"  SELECT api_key_id, key FROM idempotency_keys WHERE expires_at < now()"
+	"  LIMIT $1::int FOR UPDATE SKIP LOCKED) RETURNING 1)"
+	" SELECT (SELECT count(*) FROM q), (SELECT count(*) FROM k)";
 
 static struct metric *m_relayed, *m_cleaned;
 static bool relay_busy, cleanup_busy;
@@ -90,11 +97,16 @@ static void cleanup_done(void *arg, const PGresult *res, const char *err)
 		log_event(LOG_WARN, "quote cleanup failed", LF_S("error", err));
 		return;
 	}
-	long n = strtol(PQcmdTuples((PGresult *)res), NULL, 10);
+	long n = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+	long keys = strtol(PQgetvalue(res, 0, 1), NULL, 10);
 	if (n > 0) {
 		metric_add(m_cleaned, (uint64_t)n);
 		log_event(LOG_INFO, "expired quotes deleted", LF_I("count", n));
 	}
+	if (keys > 0)
+		log_event(LOG_INFO, "expired idempotency keys deleted", LF_I("count", keys));
+	if (keys > n)
+		n = keys;
 	if (n == strtol(CLEANUP_BATCH, NULL, 10) && ++cleanup_batches < CLEANUP_MAX_BATCHES &&
 	    !w->draining)
 		cleanup_batch(w);

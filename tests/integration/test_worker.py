@@ -279,6 +279,13 @@ def test_quote_cleanup(stack, migrated):
         "the expired, unused quote was not deleted"
     assert migrated.psql(f"SELECT count(*) FROM quotes WHERE id = '{used_quote}'") == "1"
     assert a.get(f"/v1/quotes/{unused}").status == 404
+    # Idempotency-Key records go after their 24 h the same way.
+    migrated.psql("INSERT INTO idempotency_keys (api_key_id, key, request_hash, expires_at)"
+                  " VALUES ('itclean', 'old', 'x', now() - interval '1 second'),"
+                  " ('itclean', 'live', 'x', now() + interval '1 hour')")
+    assert wait_for(lambda: migrated.psql(
+        "SELECT string_agg(key, ',') FROM idempotency_keys WHERE api_key_id = 'itclean'")
+        == "live", 10, 0.2), "the expired Idempotency-Key record was not deleted"
 
 
 def test_worker_metrics_and_probes(stack):
