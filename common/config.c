@@ -400,3 +400,41 @@ int cfg_url(const char *name, const char *def, const char *const *schemes, char 
 	*out = copy;
 	return 0;
 }
+
+int cfg_base_load(struct cfg_base *b)
+{
+	static const char *const pg_schemes[] = {"postgres", "postgresql", NULL};
+	static const char *const redis_schemes[] = {"redis", NULL};
+	static const char *const formats[] = {"json", "text", NULL};
+	char *level = NULL;
+	int fmt;
+
+	memset(b, 0, sizeof(*b));
+	if (cfg_url("DATABASE_URL", "postgres://rampart:rampart@127.0.0.1:5432/rampart", pg_schemes,
+		    &b->database_url) ||
+	    cfg_url("REDIS_URL", "redis://127.0.0.1:6379/0", redis_schemes, &b->redis_url) ||
+	    cfg_str("REDIS_PREFIX", "rampart", 64, &b->redis_prefix) ||
+	    cfg_str("LOG_LEVEL", "info", 16, &level))
+		goto fail;
+	if (log_parse_level(level, &b->log_level) != 0) {
+		cfg_fail("LOG_LEVEL", "must be debug, info, warn or error (got \"%s\")", level);
+		goto fail;
+	}
+	if (cfg_enum("LOG_FORMAT", "json", formats, &fmt))
+		goto fail;
+	b->log_json = fmt == 0;
+	free(level);
+	return 0;
+fail:
+	free(level);
+	cfg_base_free(b);
+	return -1;
+}
+
+void cfg_base_free(struct cfg_base *b)
+{
+	free(b->database_url);
+	free(b->redis_url);
+	free(b->redis_prefix);
+	memset(b, 0, sizeof(*b));
+}

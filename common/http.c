@@ -1200,3 +1200,28 @@ void *http_req_user(const struct http_req *r)
 {
 	return r->user;
 }
+
+void http_reply_ready(struct http_req *r, json_t *reasons)
+{
+	if (json_array_size(reasons) == 0) {
+		json_decref(reasons);
+		http_reply_json(r, 200, json_pack("{s:s}", "status", "ready"));
+		return;
+	}
+	http_reply_json(r, 503, json_pack("{s:s, s:o}", "status", "not_ready", "reasons", reasons));
+}
+
+void http_reply_metrics(struct http_req *r)
+{
+	struct evbuffer *buf = evbuffer_new();
+	if (buf == NULL || metrics_render(buf) != 0) {
+		if (buf != NULL)
+			evbuffer_free(buf);
+		http_reply_error(r, 503, "SERVICE_UNAVAILABLE", NULL, "cannot render metrics");
+		return;
+	}
+	size_t len = evbuffer_get_length(buf);
+	http_reply_raw(r, 200, "text/plain; version=0.0.4; charset=utf-8", evbuffer_pullup(buf, -1),
+		       len);
+	evbuffer_free(buf);
+}

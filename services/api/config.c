@@ -47,18 +47,11 @@ static int parse_api_keys(struct api_config *c, const char *list)
 
 int api_config_load(struct api_config *c)
 {
-	static const char *const pg_schemes[] = {"postgres", "postgresql", NULL};
-	static const char *const redis_schemes[] = {"redis", NULL};
-	static const char *const formats[] = {"json", "text", NULL};
-	char *keys = NULL, *level = NULL;
+	char *keys = NULL;
 	long long v;
-	int fmt;
 
 	memset(c, 0, sizeof(*c));
-	if (cfg_url("DATABASE_URL", "postgres://rampart:rampart@127.0.0.1:5432/rampart", pg_schemes,
-		    &c->database_url) ||
-	    cfg_url("REDIS_URL", "redis://127.0.0.1:6379/0", redis_schemes, &c->redis_url) ||
-	    cfg_str("REDIS_PREFIX", "rampart", 64, &c->redis_prefix) ||
+	if (cfg_base_load(&c->base) ||
 	    cfg_listen("API_LISTEN", "0.0.0.0:8080", c->listen_host, sizeof(c->listen_host),
 		       &c->listen_port) ||
 	    cfg_str("API_KEYS", "", 0, &keys) || parse_api_keys(c, keys) ||
@@ -95,30 +88,17 @@ int api_config_load(struct api_config *c)
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		c->threads = n > 0 ? (int)n : 1;
 	}
-	if (cfg_str("LOG_LEVEL", "info", 16, &level))
-		goto fail;
-	if (log_parse_level(level, &c->log_level) != 0) {
-		cfg_fail("LOG_LEVEL", "must be debug, info, warn or error (got \"%s\")", level);
-		goto fail;
-	}
-	if (cfg_enum("LOG_FORMAT", "json", formats, &fmt))
-		goto fail;
-	c->log_json = fmt == 0;
 	free(keys);
-	free(level);
 	return 0;
 fail:
 	free(keys);
-	free(level);
 	api_config_free(c);
 	return -1;
 }
 
 void api_config_free(struct api_config *c)
 {
-	free(c->database_url);
-	free(c->redis_url);
-	free(c->redis_prefix);
+	cfg_base_free(&c->base);
 	for (size_t i = 0; i < c->n_api_keys; i++)
 		free(c->api_keys[i]);
 	free(c->api_keys);

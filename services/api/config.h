@@ -5,12 +5,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "common/log.h"
+#include "common/config.h"
 
 struct api_config {
-	char *database_url;
-	char *redis_url;
-	char *redis_prefix;
+	struct cfg_base base; /* DATABASE_URL, REDIS_URL, REDIS_PREFIX, LOG_* */
 	char listen_host[64];
 	int listen_port;
 	char **api_keys; /* static keys from API_KEYS */
@@ -18,8 +16,6 @@ struct api_config {
 	long long rate_rps, rate_burst;
 	long long quote_ttl;
 	int fee_platform_bps, fee_onramp_bps, fee_offramp_bps;
-	enum log_level log_level;
-	bool log_json;
 	int threads;	       /* API_THREADS: event loops; 0 in the env = one per core */
 	int db_pool_size;      /* DB_POOL_SIZE: connections per loop */
 	int db_timeout_ms;     /* DB_QUERY_TIMEOUT_MS */

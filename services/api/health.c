@@ -1,12 +1,10 @@
 /* health.c - GET /health (dependency checks), /healthz, /readyz, /metrics. */
-#include <event2/buffer.h>
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "app.h"
-#include "common/metrics.h"
 #include "common/pg.h"
 #include "common/redis.h"
 
@@ -250,28 +248,12 @@ void health_ready(struct http_req *r, void *arg)
 		json_array_append_new(reasons, json_string("postgres not connected"));
 	if (!rds_connected(l->redis))
 		json_array_append_new(reasons, json_string("redis not connected"));
-	if (json_array_size(reasons) == 0) {
-		json_decref(reasons);
-		http_reply_json(r, 200, json_pack("{s:s}", "status", "ready"));
-	} else {
-		http_reply_json(r, 503,
-				json_pack("{s:s, s:o}", "status", "not_ready", "reasons", reasons));
-	}
+	http_reply_ready(r, reasons);
 }
 
 /* GET /metrics: Prometheus text exposition. */
 void health_metrics(struct http_req *r, void *arg)
 {
 	(void)arg;
-	struct evbuffer *buf = evbuffer_new();
-	if (!buf || metrics_render(buf) != 0) {
-		if (buf)
-			evbuffer_free(buf);
-		http_reply_error(r, 503, "SERVICE_UNAVAILABLE", NULL, "cannot render metrics");
-		return;
-	}
-	size_t len = evbuffer_get_length(buf);
-	const unsigned char *data = evbuffer_pullup(buf, -1);
-	http_reply_raw(r, 200, "text/plain; version=0.0.4; charset=utf-8", data, len);
-	evbuffer_free(buf);
+	http_reply_metrics(r);
 }

@@ -108,14 +108,14 @@ static int loop_init(struct app *a, struct loop *l, int index)
 	if (!l->base)
 		return -1;
 	snprintf(name, sizeof(name), "api-%d", index);
-	struct pg_pool_opts po = {.conninfo = a->cfg.database_url,
+	struct pg_pool_opts po = {.conninfo = a->cfg.base.database_url,
 				  .size = a->cfg.db_pool_size,
 				  .max_queue = 10000,
 				  .max_pipeline = 512,
 				  .query_timeout_ms = a->cfg.db_timeout_ms,
 				  .connect_timeout_ms = 5000,
 				  .name = name};
-	struct rds_opts ro = {.url = a->cfg.redis_url,
+	struct rds_opts ro = {.url = a->cfg.base.redis_url,
 			      .connect_timeout_ms = 3000,
 			      .command_timeout_ms = a->cfg.redis_timeout_ms,
 			      .name = name};
@@ -202,18 +202,19 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (api_config_load(&a.cfg) != 0)
 		return 1;
-	log_init("api", a.cfg.log_level, a.cfg.log_json);
+	log_init("api", a.cfg.base.log_level, a.cfg.base.log_json);
 	srand((unsigned)clock_mono_us());
 	if (migrate) {
-		rc = migrate_run(a.cfg.database_url) == 0 ? 0 : 1;
+		rc = migrate_run(a.cfg.base.database_url) == 0 ? 0 : 1;
 		api_config_free(&a.cfg);
 		return rc;
 	}
 
 	evthread_use_pthreads();
-	snprintf(a.snapshot_key, sizeof(a.snapshot_key), "%s:market:snapshot", a.cfg.redis_prefix);
-	snprintf(a.jobs_key, sizeof(a.jobs_key), "%s:{payments}:jobs", a.cfg.redis_prefix);
-	snprintf(a.dlq_key, sizeof(a.dlq_key), "%s:{payments}:dlq", a.cfg.redis_prefix);
+	snprintf(a.snapshot_key, sizeof(a.snapshot_key), "%s:market:snapshot",
+		 a.cfg.base.redis_prefix);
+	snprintf(a.jobs_key, sizeof(a.jobs_key), "%s:{payments}:jobs", a.cfg.base.redis_prefix);
+	snprintf(a.dlq_key, sizeof(a.dlq_key), "%s:{payments}:dlq", a.cfg.base.redis_prefix);
 	atomic_init(&a.draining, false);
 	struct event_base *main_base = event_base_new();
 	struct event *sigterm = NULL, *sigint = NULL;

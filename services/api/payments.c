@@ -469,7 +469,7 @@ static void created(struct pay_create *pc, const char *pg_json)
 	}
 	pc->outstanding = 1; /* held until both requests are sent */
 
-	jobs_key(stream, sizeof(stream), l->app->cfg.redis_prefix, "payments", "jobs");
+	jobs_key(stream, sizeof(stream), l->app->cfg.base.redis_prefix, "payments", "jobs");
 	const struct job_field job[] = {
 		{"payment_id", pc->pay_id},
 		{"step", "onramp_initiate"},

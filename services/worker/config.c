@@ -21,20 +21,12 @@ static int parse_rate(const char *s, double *out)
 
 int worker_config_load(struct worker_config *c)
 {
-	static const char *const pg_schemes[] = {"postgres", "postgresql", NULL};
-	static const char *const redis_schemes[] = {"redis", NULL};
 	static const char *const providers[] = {"mock", "http", NULL};
-	static const char *const formats[] = {"json", "text", NULL};
 	static const char *const http_schemes[] = {"http", "https", NULL};
-	char *level = NULL;
 	long long v;
-	int fmt;
 
 	memset(c, 0, sizeof(*c));
-	if (cfg_url("DATABASE_URL", "postgres://rampart:rampart@127.0.0.1:5432/rampart", pg_schemes,
-		    &c->database_url) ||
-	    cfg_url("REDIS_URL", "redis://127.0.0.1:6379/0", redis_schemes, &c->redis_url) ||
-	    cfg_str("REDIS_PREFIX", "rampart", 64, &c->redis_prefix) ||
+	if (cfg_base_load(&c->base) ||
 	    cfg_listen("METRICS_LISTEN", "0.0.0.0:9101", c->metrics_host, sizeof(c->metrics_host),
 		       &c->metrics_port) ||
 	    cfg_enum("PROVIDER", "mock", providers, &c->provider_http) ||
@@ -87,28 +79,15 @@ int worker_config_load(struct worker_config *c)
 		cfg_fail("POLL_MAX_MS", "must be at least POLL_MIN_MS");
 		goto fail;
 	}
-	if (cfg_str("LOG_LEVEL", "info", 16, &level))
-		goto fail;
-	if (log_parse_level(level, &c->log_level) != 0) {
-		cfg_fail("LOG_LEVEL", "must be debug, info, warn or error (got \"%s\")", level);
-		goto fail;
-	}
-	if (cfg_enum("LOG_FORMAT", "json", formats, &fmt))
-		goto fail;
-	c->log_json = fmt == 0;
-	free(level);
 	return 0;
 fail:
-	free(level);
 	worker_config_free(c);
 	return -1;
 }
 
 void worker_config_free(struct worker_config *c)
 {
-	free(c->database_url);
-	free(c->redis_url);
-	free(c->redis_prefix);
+	cfg_base_free(&c->base);
 	free(c->provider_base_url);
 	free(c->mock_fail_rate);
 	memset(c, 0, sizeof(*c));

@@ -1,7 +1,6 @@
 /* main.c - rampart-worker: drives payments through SPEC 5's state machine
  * from the <prefix>:{payments} queue, relays stalled payments, deletes
  * expired quotes, serves /metrics, /healthz and /readyz on METRICS_LISTEN. */
-#include <event2/buffer.h>
 #include <event2/event.h>
 #include <signal.h>
 #include <stdio.h>
@@ -41,12 +40,7 @@ static void admin_ready(struct http_req *r, void *arg)
 		json_array_append_new(reasons, json_string("postgres not connected"));
 	if (!jobq_ready(w->jobs))
 		json_array_append_new(reasons, json_string("redis not connected or group missing"));
-	if (json_array_size(reasons) == 0) {
-		json_decref(reasons);
-		http_reply_json(r, 200, json_pack("{s:s}", "status", "ready"));
-		return;
-	}
-	http_reply_json(r, 503, json_pack("{s:s, s:o}", "status", "not_ready", "reasons", reasons));
+	http_reply_ready(r, reasons);
 }
 
 /* GET /metrics */
@@ -61,17 +55,7 @@ static void admin_metrics(struct http_req *r, void *arg)
 		   st.queued);
 	metric_set(metrics_gauge("rampart_worker_jobs_inflight", "Jobs being worked on", ""),
 		   (int64_t)jobq_inflight(w->jobs));
-	struct evbuffer *buf = evbuffer_new();
-	if (!buf || metrics_render(buf) != 0) {
-		if (buf)
-			evbuffer_free(buf);
-		http_reply_error(r, 503, "SERVICE_UNAVAILABLE", NULL, "cannot render metrics");
-		return;
-	}
-	size_t len = evbuffer_get_length(buf);
-	http_reply_raw(r, 200, "text/plain; version=0.0.4; charset=utf-8", evbuffer_pullup(buf, -1),
-		       len);
-	evbuffer_free(buf);
+	http_reply_metrics(r);
 }
 
 static const struct http_route admin_routes[] = {
@@ -128,7 +112,7 @@ static int worker_init(struct worker *w)
 	w->base = event_base_new();
 	if (!w->base)
 		return -1;
-	struct pg_pool_opts po = {.conninfo = c->database_url,
+	struct pg_pool_opts po = {.conninfo = c->base.database_url,
 				  .size = c->db_pool_size,
 				  .max_queue = 100000,
 				  .max_pipeline = 512,
@@ -137,8 +121,8 @@ static int worker_init(struct worker *w)
 				  .name = "worker"};
 	w->pg = pg_pool_new(w->base, &po);
 	struct jobq_opts jo = {.base = w->base,
-			       .redis_url = c->redis_url,
-			       .prefix = c->redis_prefix,
+			       .redis_url = c->base.redis_url,
+			       .prefix = c->base.redis_prefix,
 			       .queue = "payments",
 			       .group = "workers",
 			       .consumer = w->consumer,
@@ -214,7 +198,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (worker_config_load(&w.cfg) != 0)
 		return 1;
-	log_init("worker", w.cfg.log_level, w.cfg.log_json);
+	log_init("worker", w.cfg.base.log_level, w.cfg.base.log_json);
 	srand((unsigned)clock_mono_us());
 	if (worker_init(&w) != 0) {
 		log_event(LOG_ERROR, "start-up failed", LF_S("consumer", w.consumer));

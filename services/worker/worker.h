@@ -6,7 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "common/log.h"
+#include "common/config.h"
 #include "provider.h"
 #include "state_machine.h"
 
@@ -21,7 +21,7 @@ struct httpc;
 struct job;
 
 struct worker_config {
-	char *database_url, *redis_url, *redis_prefix;
+	struct cfg_base base; /* DATABASE_URL, REDIS_URL, REDIS_PREFIX, LOG_* */
 	char metrics_host[64];
 	int metrics_port;
 	int provider_http; /* PROVIDER: 0 mock, 1 http */
@@ -39,8 +39,6 @@ struct worker_config {
 	int concurrency; /* WORKER_CONCURRENCY: jobs in flight */
 	int db_pool_size, db_timeout_ms;
 	int grace_seconds;
-	enum log_level log_level;
-	bool log_json;
 };
 
 int worker_config_load(struct worker_config *c) __attribute__((warn_unused_result));

@@ -70,9 +70,10 @@ static void test_defaults(void **state)
 	char err[512];
 	(void)state;
 	assert_int_equal(load_capturing(&c, err, sizeof(err)), 0);
-	assert_string_equal(c.database_url, "postgres://rampart:rampart@127.0.0.1:5432/rampart");
-	assert_string_equal(c.redis_url, "redis://127.0.0.1:6379/0");
-	assert_string_equal(c.redis_prefix, "rampart");
+	assert_string_equal(c.base.database_url,
+			    "postgres://rampart:rampart@127.0.0.1:5432/rampart");
+	assert_string_equal(c.base.redis_url, "redis://127.0.0.1:6379/0");
+	assert_string_equal(c.base.redis_prefix, "rampart");
 	assert_string_equal(c.listen_host, "0.0.0.0");
 	assert_int_equal(c.listen_port, 8080);
 	assert_int_equal(c.n_api_keys, 0);
@@ -82,7 +83,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c.fee_platform_bps, 200);
 	assert_int_equal(c.fee_onramp_bps, 70);
 	assert_int_equal(c.fee_offramp_bps, 50);
-	assert_true(c.log_json);
+	assert_true(c.base.log_json);
 	assert_true(c.threads >= 1);
 	api_config_free(&c);
 }

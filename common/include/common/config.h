@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "common/log.h"
+
 /* A string value; *out is malloc'ed (caller frees) and never NULL on success.
  * max_len bounds the value (0 = no bound). */
 int cfg_str(const char *name, const char *def, size_t max_len, char **out)
@@ -44,5 +46,19 @@ int cfg_url(const char *name, const char *def, const char *const *schemes, char 
 /* Reports a semantic error found after parsing (e.g. MIN > MAX) in the same
  * format: "config: NAME: <why>". Always returns -1. */
 int cfg_fail(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The variables every daemon reads (SPEC 2): DATABASE_URL, REDIS_URL,
+ * REDIS_PREFIX, LOG_LEVEL, LOG_FORMAT. Strings are malloc'ed; free with
+ * cfg_base_free (accepts a zeroed struct). Returns 0 or -1 (reported). */
+struct cfg_base {
+	char *database_url;
+	char *redis_url;
+	char *redis_prefix;
+	enum log_level log_level;
+	bool log_json;
+};
+
+int cfg_base_load(struct cfg_base *b) __attribute__((warn_unused_result));
+void cfg_base_free(struct cfg_base *b);
 
 #endif

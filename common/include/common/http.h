@@ -114,6 +114,14 @@ void http_reply_json(struct http_req *r, int status, json_t *body);
 void http_reply_error(struct http_req *r, int status, const char *code, const char *param,
 		      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
+/* Readiness probes: 200 {"status": "ready"} when reasons is empty, else
+ * 503 {"status": "not_ready", "reasons": [...]}. Steals reasons (an array
+ * of strings). */
+void http_reply_ready(struct http_req *r, json_t *reasons);
+
+/* GET /metrics: the process's metrics registry as Prometheus text. */
+void http_reply_metrics(struct http_req *r);
+
 /* Replies with raw bytes and a content type. */
 void http_reply_raw(struct http_req *r, int status, const char *content_type, const void *data,
 		    size_t len);
