@@ -15,33 +15,8 @@ cd "$RAMPART_ROOT"
 
 N=${BENCH_PAYMENTS:-20000}
 LIMIT=${BENCH_E2E_LIMIT:-300} # seconds per run, at most
-TMP=$(mktemp -d /tmp/rampart-e2e-XXXXXX)
-chmod 755 "$TMP"
-on_exit() {
-	local rc=$?
-	trap - EXIT INT TERM
-	rampart_stop_all
-	if [ "${BENCH_KEEP:-0}" = 1 ] || [ "$rc" -ne 0 ]; then say "logs kept in $TMP"; else rm -rf "$TMP"; fi
-	exit "$rc"
-}
-trap on_exit EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-sh scripts/deps.sh --bench
-make -j"$(nproc 2>/dev/null || echo 2)" >/dev/null
-PGBIN=$(pg_bindir)
-pg_init_cluster "$TMP/pg"
-PG_PORT=$(random_free_port)
-pg_start "$TMP/pg" "$PG_PORT" "$TMP/pg-sock" "$TMP/postgres.log"
-pg_create_db "$PG_PORT"
-REDIS_PORT=$(random_free_port)
-redis_start "$REDIS_PORT" "$TMP/redis" "$TMP/redis.log"
-export DATABASE_URL="postgres://rampart@127.0.0.1:$PG_PORT/rampart"
-export REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
-psql_() { "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U rampart -d rampart "$@"; }
+. "$RAMPART_ROOT/bench/lib.sh"
 rcli() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
-timeout 60 bin/rampart-api --migrate >"$TMP/migrate.log" 2>&1 || die "migrate failed"
 
 # run WORKERS PREFIX: seeds N payments, queues their jobs, starts WORKERS
 # workers and prints "seconds completed" when all N are COMPLETED.

@@ -23,49 +23,7 @@ PACED_CONNS=${BENCH_PACED_CONNS:-32}
 KEY=sk_bench
 LIMIT=$((SECS + 60)) # hard bound for each load step
 
-TMP=$(mktemp -d /tmp/rampart-bench-XXXXXX)
-chmod 755 "$TMP"
-on_exit() {
-	local rc=$?
-	trap - EXIT INT TERM
-	rampart_stop_all
-	if [ "${BENCH_KEEP:-0}" = 1 ] || [ "$rc" -ne 0 ]; then
-		say "logs kept in $TMP"
-	else
-		rm -rf "$TMP"
-	fi
-	exit "$rc"
-}
-trap on_exit EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# show CMD...: prints the exact command (the README asks for reproducibility).
-show() {
-	printf '$'
-	printf ' %q' "$@"
-	printf '\n'
-}
-
-sh scripts/deps.sh --bench
-make -j"$(nproc 2>/dev/null || echo 2)"
-PGBIN=$(pg_bindir)
-
-# ---- servers --------------------------------------------------------------------
-pg_init_cluster "$TMP/pg"
-PG_PORT=$(random_free_port)
-pg_start "$TMP/pg" "$PG_PORT" "$TMP/pg-sock" "$TMP/postgres.log"
-pg_create_db "$PG_PORT"
-REDIS_PORT=$(random_free_port)
-redis_start "$REDIS_PORT" "$TMP/redis" "$TMP/redis.log"
-export DATABASE_URL="postgres://rampart@127.0.0.1:$PG_PORT/rampart"
-export REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
-psql_() { PGOPTIONS='-c client_min_messages=warning' "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U rampart -d rampart "$@"; }
-
-timeout 60 bin/rampart-api --migrate >"$TMP/migrate.log" 2>&1 || {
-	cat "$TMP/migrate.log" >&2
-	die "migrate failed"
-}
+. "$RAMPART_ROOT/bench/lib.sh"
 psql_ -f bench/setup.sql
 echo "PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PG_PORT:" \
 	"fsync=$(psql_ -tAc 'SHOW fsync'), synchronous_commit=$(psql_ -tAc 'SHOW synchronous_commit')"
