@@ -39,6 +39,7 @@ struct hreq {
 	TAILQ_ENTRY(hreq) link;
 	CURL *easy;
 	struct curl_slist *headers;
+	struct curl_slist *resolve; /* CURLOPT_RESOLVE pins; curl reads them until cleanup */
 	httpc_cb cb;
 	void *arg;
 	uint64_t start_us;
@@ -217,6 +218,7 @@ static void hreq_free(struct hreq *r)
 	if (r->easy != NULL)
 		curl_easy_cleanup(r->easy);
 	curl_slist_free_all(r->headers);
+	curl_slist_free_all(r->resolve);
 	free(r->body.data);
 	free(r->hdrs.data);
 	r->magic = 0;
@@ -578,6 +580,9 @@ static const char *request_problem(const struct httpc_request *req, const char *
 	for (size_t i = 0; req->headers != NULL && req->headers[i] != NULL; i++)
 		if (strpbrk(req->headers[i], "\r\n") != NULL)
 			return "CR or LF in a header";
+	for (size_t i = 0; req->resolve != NULL && req->resolve[i] != NULL; i++)
+		if (strpbrk(req->resolve[i], "\r\n") != NULL || req->resolve[i][0] == '-')
+			return "bad resolve entry";
 	return NULL;
 }
 
@@ -677,6 +682,14 @@ int httpc_send(struct httpc *c, const struct httpc_request *req, httpc_cb cb, vo
 	if (set_method(r->easy, method, req->body, req->body_len) != 0)
 		goto fail;
 	SETOPT(r->easy, CURLOPT_HTTPHEADER, r->headers);
+	for (size_t i = 0; req->resolve != NULL && req->resolve[i] != NULL; i++) {
+		struct curl_slist *l = curl_slist_append(r->resolve, req->resolve[i]);
+		if (l == NULL)
+			goto fail;
+		r->resolve = l;
+	}
+	if (r->resolve != NULL)
+		SETOPT(r->easy, CURLOPT_RESOLVE, r->resolve);
 	SETOPT(r->easy, CURLOPT_USERAGENT, "rampart-httpc");
 	SETOPT(r->easy, CURLOPT_TIMEOUT_MS, timeout_ms);
 	SETOPT(r->easy, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);

@@ -619,6 +619,33 @@ static void test_send_from_callback(void **state)
 	env_free(&e);
 }
 
+/* resolve pins a name to an address: a name that no resolver knows
+ * reaches the loopback server (the webhook daemon's SSRF guard relies on
+ * it to connect to the address it checked). */
+static void test_resolve_pin(void **state)
+{
+	struct env e;
+	struct result res = {0};
+	char u[128], pin[96];
+	const char *const bad_pin[] = {"x:1:127.0.0.1\r\n", NULL};
+
+	(void)state;
+	env_init(&e, 0, 0);
+	res.e = &e;
+	snprintf(u, sizeof(u), "http://pinned.invalid:%d/ok", e.srv.port);
+	snprintf(pin, sizeof(pin), "pinned.invalid:%d:127.0.0.1", e.srv.port);
+	const char *const resolve[] = {pin, NULL};
+	const struct httpc_request req = {
+		.method = "GET", .url = u, .timeout_ms = 2000, .resolve = resolve};
+	assert_int_equal(httpc_send(e.c, &req, cb, &res), 0);
+	run_until(&e, 1);
+	assert_int_equal(res.status, 200);
+	assert_string_equal(res.body, "{\"ok\":true}");
+	const struct httpc_request bad = {.url = u, .timeout_ms = 2000, .resolve = bad_pin};
+	assert_int_equal(httpc_send(e.c, &bad, cb, &res), -1);
+	env_free(&e);
+}
+
 static void test_bad_requests(void **state)
 {
 	struct env e;
@@ -668,6 +695,7 @@ int main(void)
 		cmocka_unit_test(test_free_with_pending),
 		cmocka_unit_test(test_free_in_callback),
 		cmocka_unit_test(test_send_from_callback),
+		cmocka_unit_test(test_resolve_pin),
 		cmocka_unit_test(test_bad_requests),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);

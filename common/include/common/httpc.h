@@ -19,6 +19,11 @@ struct httpc_request {
 	size_t body_len;
 	int timeout_ms;	     /* whole-request deadline (connect included) */
 	size_t max_response; /* body bytes kept (default 64 KiB); more is cut, not an error */
+	/* NULL-terminated curl CURLOPT_RESOLVE entries "host:port:address"
+	 * (IPv6 in brackets), or NULL: the request connects to that address
+	 * for host:port instead of resolving the name, e.g. to pin the address
+	 * an SSRF check approved (no DNS rebinding in between). Copied. */
+	const char *const *resolve;
 };
 
 struct httpc_response {
