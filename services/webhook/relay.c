@@ -1,0 +1,168 @@
+/* relay.c - the outbox relay: each committed event becomes one delivery per
+ * matching live endpoint (webhook_deliveries, in the same transaction that
+ * marks the event published) and one job per delivery on
+ * <prefix>:{webhooks}:jobs. A crash or a Redis failure between the commit
+ * and the XADD leaves deliveries 'pending' and never attempted; the stale
+ * pass re-queues those once per WEBHOOK_RELAY_STALE_SECONDS. Publishing
+ * twice is harmless: receivers deduplicate by webhook-id and the delivery
+ * handler skips deliveries already made. */
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "common/jobs.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "common/pg.h"
+#include "webhook.h"
+
+#define RELAY_BATCH	  500
+#define RELAY_MAXLEN	  1000000
+#define STALE_EVERY_TICKS 25 /* the stale pass runs every 25th tick (5 s at 200 ms) */
+
+/* Claims unpublished events in order (SKIP LOCKED: several daemons split
+ * them), creates their deliveries and marks them published, in one
+ * statement, hence one transaction. An endpoint gets the events of payments
+ * made with its own API key (tenants never see each other's payments);
+ * events without a payment go to every endpoint subscribed to them. */
+static const char relay_sql[] =
+	"WITH ev AS (SELECT e.id, e.seq, e.type, p.api_key_id FROM events e"
+	"  LEFT JOIN payments p ON p.id = e.payment_id"
+	"  WHERE e.published_at IS NULL ORDER BY e.seq LIMIT $1::int FOR UPDATE OF e SKIP LOCKED),"
+	" pub AS (UPDATE events e SET published_at = clock_timestamp() FROM ev WHERE e.id = ev.id),"
+	" ins AS (INSERT INTO webhook_deliveries (event_id, endpoint_id)"
+	"  SELECT ev.id, w.id FROM ev JOIN webhook_endpoints w"
+	"   ON w.enabled AND w.deleted_at IS NULL"
+	"   AND (ev.api_key_id IS NULL OR w.api_key_id = ev.api_key_id)"
+	"   AND (ev.type = ANY (w.events) OR '*' = ANY (w.events))"
+	"  ON CONFLICT DO NOTHING RETURNING event_id, endpoint_id)"
+	" SELECT ins.event_id, ins.endpoint_id, (SELECT count(*) FROM ev)"
+	" FROM ins JOIN ev ON ev.id = ins.event_id ORDER BY ev.seq";
+
+/* Deliveries created but never attempted for a stale window: their job was
+ * lost. updated_at is bumped so each is re-queued once per window. */
+static const char stale_sql[] =
+	"UPDATE webhook_deliveries d SET updated_at = clock_timestamp() FROM ("
+	" SELECT event_id, endpoint_id FROM webhook_deliveries"
+	" WHERE state = 'pending' AND attempts = 0"
+	"  AND updated_at < clock_timestamp() - make_interval(secs => $1::int)"
+	" ORDER BY updated_at LIMIT $2::int FOR UPDATE SKIP LOCKED) s"
+	" WHERE d.event_id = s.event_id AND d.endpoint_id = s.endpoint_id"
+	" RETURNING d.event_id, d.endpoint_id";
+
+static struct metric *m_events, *m_queued, *m_requeued;
+static bool relay_busy, stale_busy;
+static unsigned ticks;
+
+static void relay_batch(struct webhook *w);
+
+/* XADDs one job per returned (event_id, endpoint_id). A refused XADD is
+ * left to the stale pass. Returns how many were queued. */
+static int queue_rows(struct webhook *w, const PGresult *res, const char *why)
+{
+	int queued = 0;
+	for (int i = 0; i < PQntuples(res); i++) {
+		struct job_field f[] = {
+			{"event_id", PQgetvalue(res, i, 0)},
+			{"endpoint_id", PQgetvalue(res, i, 1)},
+			{"attempt", "1"},
+		};
+		if (jobs_add(w->redis, jobq_stream_key(w->jobs), RELAY_MAXLEN, f, 3, NULL, NULL) !=
+		    0) {
+			log_event(LOG_WARN,
+				  "relay could not queue a delivery (the stale pass retries)",
+				  LF_S("event_id", f[0].value), LF_S("endpoint_id", f[1].value),
+				  LF_S("pass", why));
+			continue;
+		}
+		queued++;
+	}
+	return queued;
+}
+
+static void relay_done(void *arg, const PGresult *res, const char *err)
+{
+	struct webhook *w = arg;
+	relay_busy = false;
+	if (err) {
+		if (!w->closing)
+			log_event(LOG_WARN, "relay pass failed", LF_S("error", err));
+		return;
+	}
+	long events = PQntuples(res) > 0 ? strtol(PQgetvalue(res, 0, 2), NULL, 10) : 0;
+	int queued = queue_rows(w, res, "relay");
+	metric_add(m_queued, (uint64_t)queued);
+	if (PQntuples(res) > 0) {
+		metric_add(m_events, (uint64_t)events);
+		log_event(LOG_DEBUG, "events relayed", LF_I("deliveries", queued));
+	}
+	/* A full batch: more are probably waiting. Events matching no endpoint
+	 * return no row, so a full batch of those waits for the next tick. */
+	if (events >= RELAY_BATCH && !w->draining)
+		relay_batch(w);
+}
+
+static void stale_done(void *arg, const PGresult *res, const char *err)
+{
+	struct webhook *w = arg;
+	stale_busy = false;
+	if (err) {
+		if (!w->closing)
+			log_event(LOG_WARN, "relay stale pass failed", LF_S("error", err));
+		return;
+	}
+	int n = queue_rows(w, res, "stale");
+	if (n > 0) {
+		metric_add(m_requeued, (uint64_t)n);
+		log_event(LOG_INFO, "re-queued deliveries whose job was lost", LF_I("count", n));
+	}
+}
+
+static void relay_batch(struct webhook *w)
+{
+	char batch[16];
+	snprintf(batch, sizeof(batch), "%d", RELAY_BATCH);
+	const char *params[] = {batch};
+	if (pg_exec(w->pg, w->stmt_relay, params, relay_done, w) == 0)
+		relay_busy = true;
+}
+
+static void relay_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct webhook *w = arg;
+	(void)fd;
+	(void)what;
+	if (w->draining)
+		return;
+	if (!relay_busy)
+		relay_batch(w);
+	if (!stale_busy && ticks++ % STALE_EVERY_TICKS == 0) {
+		char secs[16], batch[16];
+		snprintf(secs, sizeof(secs), "%d", w->cfg.relay_stale_s);
+		snprintf(batch, sizeof(batch), "%d", RELAY_BATCH);
+		const char *params[] = {secs, batch};
+		if (pg_exec(w->pg, w->stmt_stale, params, stale_done, w) == 0)
+			stale_busy = true;
+	}
+}
+
+int webhook_relay_init(struct webhook *w)
+{
+	w->stmt_relay = pg_prepare(w->pg, relay_sql, 1);
+	w->stmt_stale = pg_prepare(w->pg, stale_sql, 2);
+	m_events = metrics_counter("rampart_webhook_events_relayed_total",
+				   "Events fanned out to webhook deliveries", "");
+	m_queued = metrics_counter("rampart_webhook_jobs_queued_total",
+				   "Delivery jobs queued by the relay", "");
+	m_requeued = metrics_counter("rampart_webhook_jobs_requeued_total",
+				     "Delivery jobs re-queued by the stale pass (job lost)", "");
+	w->relay_ev = event_new(w->base, -1, EV_PERSIST, relay_tick, w);
+	return w->stmt_relay >= 0 && w->stmt_stale >= 0 && w->relay_ev ? 0 : -1;
+}
+
+void webhook_relay_start(struct webhook *w)
+{
+	struct timeval tv = {w->cfg.relay_interval_ms / 1000,
+			     (w->cfg.relay_interval_ms % 1000) * 1000};
+	event_add(w->relay_ev, &tv);
+}

@@ -1,0 +1,259 @@
+"""The webhook daemon against real PostgreSQL, Redis, api and worker
+processes and loopback receivers: fan-out through the outbox relay,
+Standard Webhooks signatures, retries, the DLQ, per-endpoint isolation,
+crash recovery, deleted and disabled endpoints, the SSRF guard, config."""
+
+import json
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from rampart_it import BIN, wait_for
+from test_worker import HAPPY, pay, wait_terminal
+from webhook_it import (Receiver, Webhook, add_endpoint, add_event, signature, webhook_env)
+from worker_it import Worker, worker_env
+
+
+@pytest.fixture
+def hooks(start_api, migrated, redis, workdir):
+    """hooks(webhook_env=None, api=False) -> (api or None, webhook daemon),
+    sharing a fresh REDIS_PREFIX; with api=True an api and a worker too.
+    Endpoints and receivers made through it are retired at teardown."""
+    procs, receivers, endpoints = [], [], []
+
+    class H:
+        prefix = None
+
+        def start(self, env=None, api=False, name="wh"):
+            self.prefix = self.prefix or f"itwh{uuid.uuid4().hex[:10]}"
+            a = None
+            if api:
+                a = start_api({"REDIS_PREFIX": self.prefix, "REDIS_URL": redis.url})
+                w = Worker(worker_env(migrated, redis, self.prefix), workdir,
+                           f"worker-{self.prefix}")
+                procs.append(w)
+                w.start()
+            d = Webhook(webhook_env(migrated, redis, self.prefix, env), workdir,
+                        f"webhook-{self.prefix}-{name}-{len(procs)}")
+            procs.append(d)
+            d.start()
+            return a, d
+
+        def receiver(self, answer=None):
+            r = Receiver(answer)
+            receivers.append(r)
+            return r
+
+        def endpoint(self, url, **kw):
+            ep, secret = add_endpoint(migrated, url, **kw)
+            endpoints.append(ep)
+            return ep, secret
+
+    yield H()
+    problems = []
+    for p in procs:
+        problems += p.stop_and_check()
+    if endpoints:
+        migrated.psql("UPDATE webhook_endpoints SET deleted_at = now() WHERE id IN (%s)"
+                      % ",".join(f"'{e}'" for e in endpoints))
+    for r in receivers:
+        r.stop()
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+
+
+def attempts(pg, event_id, endpoint_id):
+    rows = pg.psql(f"SELECT attempt, coalesce(status_code, 0), coalesce(error, '') "
+                   f"FROM webhook_attempts WHERE event_id = '{event_id}' "
+                   f"AND endpoint_id = '{endpoint_id}' ORDER BY id")
+    return [ln.split("|", 2) for ln in rows.splitlines() if ln]
+
+
+def delivery_state(pg, event_id, endpoint_id):
+    return pg.psql(f"SELECT state || ' ' || attempts FROM webhook_deliveries "
+                   f"WHERE event_id = '{event_id}' AND endpoint_id = '{endpoint_id}'")
+
+
+def check_signed(req, secret):
+    h = req["headers"]
+    assert h["webhook-id"] == req["json"]["id"]
+    assert abs(int(h["webhook-timestamp"]) - time.time()) < 300
+    assert h["webhook-signature"] == signature(secret, h["webhook-id"],
+                                               h["webhook-timestamp"], req["body"])
+    assert h["content-type"] == "application/json"
+    assert set(req["json"]) == {"id", "type", "created_at", "data"}
+
+
+def test_payment_events_signed_and_filtered(hooks, migrated):
+    rcv_all, rcv_done = hooks.receiver(), hooks.receiver()
+    _, sec_all = hooks.endpoint(rcv_all.url)
+    _, sec_done = hooks.endpoint(rcv_done.url, events=("payment.completed",))
+    a, _ = hooks.start(api=True)
+    pid = pay(a)
+    wait_terminal(migrated, [pid], 30)
+    assert wait_for(lambda: len(rcv_all.for_payment(pid)) >= 5, 15, 0.1), rcv_all.requests
+    time.sleep(0.5)
+    got = rcv_all.for_payment(pid)
+    assert sorted(r["json"]["type"] for r in got) == sorted(
+        "payment." + s.lower() for s in HAPPY), [r["json"]["type"] for r in got]
+    for r in got:
+        check_signed(r, sec_all)
+        assert r["json"]["data"]["id"] == pid
+    done = rcv_done.for_payment(pid)
+    assert [r["json"]["type"] for r in done] == ["payment.completed"]
+    check_signed(done[0], sec_done)
+    assert done[0]["json"]["data"]["status"] == "COMPLETED"
+    # Every event was marked published.
+    assert migrated.psql(f"SELECT count(*) FROM events WHERE payment_id = '{pid}' "
+                         f"AND published_at IS NULL") == "0"
+
+
+def test_retries_same_id_then_delivered(hooks, migrated):
+    rcv = hooks.receiver(lambda n, h, b: (500, {}, 0) if n < 2 else (200, {}, 0))
+    ep, secret = hooks.endpoint(rcv.url)
+    hooks.start()
+    eid = add_event(migrated)
+    assert wait_for(lambda: delivery_state(migrated, eid, ep) == "delivered 3", 20, 0.1), \
+        (delivery_state(migrated, eid, ep), attempts(migrated, eid, ep))
+    got = rcv.for_events([eid])
+    assert len(got) == 3
+    assert {r["headers"]["webhook-id"] for r in got} == {eid}
+    assert len({r["body"] for r in got}) == 1  # the same bytes each time
+    for r in got:
+        check_signed(r, secret)
+    assert [x[:2] for x in attempts(migrated, eid, ep)] == [["1", "500"], ["2", "500"],
+                                                             ["3", "200"]]
+    assert migrated.psql(f"SELECT delivered_at IS NOT NULL FROM webhook_deliveries "
+                         f"WHERE event_id = '{eid}' AND endpoint_id = '{ep}'") == "t"
+
+
+def test_always_failing_goes_to_dlq(hooks, migrated, redis):
+    rcv = hooks.receiver(lambda n, h, b: (503, {}, 0))
+    ep, _ = hooks.endpoint(rcv.url)
+    hooks.start()
+    eid = add_event(migrated)
+    assert wait_for(lambda: delivery_state(migrated, eid, ep) == "dead 4", 25, 0.1), \
+        delivery_state(migrated, eid, ep)
+    assert len(rcv.for_events([eid])) == 4  # the first try and 3 retries
+    dlq = redis.cli("XRANGE", f"{hooks.prefix}:{{webhooks}}:dlq", "-", "+")
+    assert eid in dlq and ep in dlq, dlq
+
+
+def test_retry_after_is_honoured(hooks, migrated):
+    rcv = hooks.receiver(lambda n, h, b: (429, {"Retry-After": "3"}, 0) if n == 0
+                         else (200, {}, 0))
+    ep, _ = hooks.endpoint(rcv.url)
+    hooks.start()
+    eid = add_event(migrated)
+    assert wait_for(lambda: len(rcv.for_events([eid])) >= 2, 20, 0.1)
+    got = rcv.for_events([eid])
+    assert got[1]["at"] - got[0]["at"] >= 2.9
+
+
+def test_slow_endpoint_does_not_delay_others(hooks, migrated):
+    slow = hooks.receiver(lambda n, h, b: (200, {}, 4))
+    fast = hooks.receiver()
+    slow_ep, _ = hooks.endpoint(slow.url)
+    hooks.start({"WEBHOOK_TIMEOUT_MS": "1500", "WEBHOOK_ENDPOINT_CONCURRENCY": "2"})
+    slow_ids = [add_event(migrated) for _ in range(10)]  # fills the slow endpoint's cap
+    assert wait_for(lambda: len(slow.requests) >= 2, 10, 0.05)
+    fast_ep, _ = hooks.endpoint(fast.url)
+    eid = add_event(migrated)
+    t0 = time.monotonic()
+    assert wait_for(lambda: fast.for_events([eid]), 5, 0.02)
+    assert time.monotonic() - t0 < 1.5, time.monotonic() - t0
+    # The slow one timed out and is being retried.
+    assert wait_for(lambda: any("timeout" in (x[2] or "").lower() or "timed out" in x[2].lower()
+                                for x in attempts(migrated, slow_ids[0], slow_ep)), 10, 0.1)
+
+
+def test_kill9_mid_batch_every_event_delivered(hooks, migrated):
+    rcv = hooks.receiver(lambda n, h, b: (200, {}, 0.3))
+    ep, _ = hooks.endpoint(rcv.url)
+    _, d = hooks.start({"JOB_CLAIM_IDLE_MS": "500", "WEBHOOK_ENDPOINT_CONCURRENCY": "4"})
+    ids = [add_event(migrated) for _ in range(30)]
+    assert wait_for(lambda: len(rcv.for_events(ids)) >= 4, 10, 0.05)
+    d.kill9()
+    hooks.start({"JOB_CLAIM_IDLE_MS": "500", "WEBHOOK_ENDPOINT_CONCURRENCY": "8"},
+                name="restarted")
+    assert wait_for(lambda: {r["json"]["id"] for r in rcv.for_events(ids)} == set(ids), 40,
+                    0.2), len({r["json"]["id"] for r in rcv.for_events(ids)})
+    assert wait_for(lambda: migrated.psql(
+        "SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = '%s' "
+        "AND state = 'delivered'" % ep) == "30", 10, 0.2)
+
+
+def test_deleted_endpoint_gets_nothing_more(hooks, migrated):
+    rcv = hooks.receiver(lambda n, h, b: (500, {}, 0))
+    ep, _ = hooks.endpoint(rcv.url)
+    hooks.start({"WEBHOOK_RETRY_SCHEDULE": "2,2,2"})
+    eid = add_event(migrated)
+    assert wait_for(lambda: len(rcv.for_events([eid])) == 1, 10, 0.05)
+    migrated.psql(f"UPDATE webhook_endpoints SET deleted_at = now() WHERE id = '{ep}'")
+    assert wait_for(lambda: delivery_state(migrated, eid, ep).startswith("cancelled"), 10, 0.1)
+    eid2 = add_event(migrated)
+    time.sleep(3)
+    assert len(rcv.for_events([eid])) == 1
+    assert rcv.for_events([eid2]) == []
+    assert migrated.psql(f"SELECT count(*) FROM webhook_deliveries WHERE event_id = '{eid2}' "
+                         f"AND endpoint_id = '{ep}'") == "0"
+
+
+def test_private_target_refused(hooks, migrated, redis):
+    rcv = hooks.receiver()
+    ep, _ = hooks.endpoint(rcv.url)
+    ep_name, _ = hooks.endpoint(f"http://localhost:{rcv.port}/hook")
+    hooks.start({"WEBHOOK_ALLOW_PRIVATE": "0"})
+    eid = add_event(migrated)
+    for e in (ep, ep_name):
+        assert wait_for(lambda: delivery_state(migrated, eid, e) == "dead 1", 10, 0.1), \
+            delivery_state(migrated, eid, e)
+        (row,) = attempts(migrated, eid, e)
+        assert row[1] == "0"
+        assert "refused" in row[2] and "127.0.0.1" in row[2] and "private" in row[2] and \
+            "WEBHOOK_ALLOW_PRIVATE" in row[2], row
+    assert rcv.requests == []
+    dlq = redis.cli("XRANGE", f"{hooks.prefix}:{{webhooks}}:dlq", "-", "+")
+    assert "refused" in dlq
+
+
+def test_410_disables_endpoint(hooks, migrated):
+    rcv = hooks.receiver(lambda n, h, b: (410, {}, 0))
+    ep, _ = hooks.endpoint(rcv.url)
+    hooks.start()
+    eid = add_event(migrated)
+    assert wait_for(lambda: delivery_state(migrated, eid, ep) == "failed 1", 10, 0.1), \
+        delivery_state(migrated, eid, ep)
+    assert migrated.psql(f"SELECT enabled || ' ' || disabled_reason FROM webhook_endpoints "
+                         f"WHERE id = '{ep}'") == "false receiver answered 410 Gone"
+    eid2 = add_event(migrated)
+    time.sleep(1)
+    assert rcv.for_events([eid2]) == []
+    assert len(rcv.requests) == 1
+
+
+def test_metrics_and_sigterm(hooks, migrated):
+    rcv = hooks.receiver()
+    hooks.endpoint(rcv.url)
+    _, d = hooks.start()
+    eid = add_event(migrated)
+    assert wait_for(lambda: rcv.for_events([eid]), 10, 0.05)
+    m = d.metrics()
+    for name in ("rampart_webhook_deliveries_total{outcome=\"delivered\"}",
+                 "rampart_webhook_latency_seconds_bucket", "rampart_webhook_requests_inflight"):
+        assert name in m, m
+    # stop_and_check (teardown) asserts SIGTERM exits 0 without sanitizer reports.
+
+
+@pytest.mark.parametrize("var,value", [
+    ("WEBHOOK_RETRY_SCHEDULE", "5,x"), ("WEBHOOK_TIMEOUT_MS", "0"),
+    ("WEBHOOK_ALLOW_PRIVATE", "maybe"), ("WEBHOOK_ENDPOINT_CONCURRENCY", "-1"),
+    ("METRICS_LISTEN", "nowhere")])
+def test_bad_config_exits_naming_variable(migrated, redis, var, value):
+    env = webhook_env(migrated, redis, "itbad", {var: value})
+    r = subprocess.run([str(BIN / "rampart-webhook")], env=env, capture_output=True, text=True,
+                       timeout=20)
+    assert r.returncode != 0
+    assert var in r.stderr, r.stderr
