@@ -117,7 +117,10 @@ wait_http_200 "http://$api_hostport/readyz" 30 "$LAST_PID"
 # minutes), so a newcomer watches a payment complete.
 claim_port port 9101 && start_daemon worker METRICS_LISTEN="127.0.0.1:$port" \
 	MOCK_SETTLE_MIN_MS="${MOCK_SETTLE_MIN_MS:-2000}" MOCK_SETTLE_MAX_MS="${MOCK_SETTLE_MAX_MS:-5000}"
-claim_port port 9102 && start_daemon webhook METRICS_LISTEN="127.0.0.1:$port"
+# Local development: receivers usually listen on this machine, so loopback
+# targets are allowed here (production keeps WEBHOOK_ALLOW_PRIVATE=0).
+claim_port port 9102 && start_daemon webhook METRICS_LISTEN="127.0.0.1:$port" \
+	WEBHOOK_ALLOW_PRIVATE="${WEBHOOK_ALLOW_PRIVATE:-1}"
 claim_port port 9103 && start_daemon feeengine METRICS_LISTEN="127.0.0.1:$port"
 
 key=${API_KEYS%%,*}
