@@ -64,6 +64,11 @@ enum api_stmt {
 	STMT_PAYMENT_GET,
 	STMT_PAYMENT_LIST,
 	STMT_PAYMENT_LIST_STATUS,
+	STMT_WEBHOOK_CREATE,
+	STMT_WEBHOOK_LIST,
+	STMT_WEBHOOK_DELETE,
+	STMT_EVENT_GET,
+	STMT_EVENT_REDELIVER,
 	STMT_COUNT,
 };
 
@@ -115,6 +120,14 @@ int payments_init(struct loop *l) __attribute__((warn_unused_result));
 void payments_create(struct http_req *r, void *loop);
 void payments_get(struct http_req *r, void *loop);
 void payments_list(struct http_req *r, void *loop);
+
+/* ---- webhooks.c ---- */
+int webhooks_init(struct loop *l) __attribute__((warn_unused_result));
+void webhooks_create(struct http_req *r, void *loop);
+void webhooks_list(struct http_req *r, void *loop);
+void webhooks_delete(struct http_req *r, void *loop);
+void events_get(struct http_req *r, void *loop);
+void events_redeliver(struct http_req *r, void *loop);
 
 /* ---- health.c ---- */
 void health_full(struct http_req *r, void *loop);

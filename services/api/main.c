@@ -22,6 +22,11 @@ static const struct http_route routes[] = {
 	{"POST", "/v1/payments", payments_create, HTTP_AUTH | HTTP_JSON_BODY},
 	{"GET", "/v1/payments", payments_list, HTTP_AUTH},
 	{"GET", "/v1/payments/{id}", payments_get, HTTP_AUTH},
+	{"POST", "/v1/webhook_endpoints", webhooks_create, HTTP_AUTH | HTTP_JSON_BODY},
+	{"GET", "/v1/webhook_endpoints", webhooks_list, HTTP_AUTH},
+	{"DELETE", "/v1/webhook_endpoints/{id}", webhooks_delete, HTTP_AUTH},
+	{"GET", "/v1/events/{id}", events_get, HTTP_AUTH},
+	{"POST", "/v1/events/{id}/redeliver", events_redeliver, HTTP_AUTH},
 	{"GET", "/health", health_full, 0},
 	{"GET", "/healthz", health_live, 0},
 	{"GET", "/readyz", health_ready, 0},
@@ -125,7 +130,8 @@ static int loop_init(struct app *a, struct loop *l, int index)
 	if (!l->pg || !l->redis || !l->http)
 		return -1;
 	http_server_set_auth(l->http, auth_hook);
-	if (auth_loop_init(l) != 0 || quotes_init(l) != 0 || payments_init(l) != 0)
+	if (auth_loop_init(l) != 0 || quotes_init(l) != 0 || payments_init(l) != 0 ||
+	    webhooks_init(l) != 0)
 		return -1;
 	l->stop_ev = event_new(l->base, -1, 0, stop_cb, l);
 	l->drain_ev = event_new(l->base, -1, EV_PERSIST, drain_tick, l);
