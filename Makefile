@@ -111,6 +111,7 @@ bench:
 	sh bench/run.sh
 	sh bench/payments.sh
 	sh bench/e2e.sh
+	sh bench/webhooks.sh
 
 C_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find common services tests -name '*.[ch]')
 format:

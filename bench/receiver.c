@@ -1,0 +1,96 @@
+/* receiver.c - a fast loopback webhook receiver for bench/webhooks.sh: answers
+ * every POST with 204, and on SIGTERM prints how many deliveries arrived and
+ * the latency from each event's created_at (in its JSON body) to receipt. */
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_SAMPLES 1000000
+
+static long long *lat_ms;
+static size_t n;
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* created_at "2026-11-22T01:53:04.285Z" -> unix ms (UTC). */
+static long long parse_ms(const char *s)
+{
+	struct tm tm = {0};
+	int ms = 0;
+	if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+		   &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7)
+		return -1;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	return (long long)timegm(&tm) * 1000 + ms;
+}
+
+static void on_req(struct evhttp_request *req, void *arg)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	char buf[4096];
+	(void)arg;
+	if (len >= sizeof(buf))
+		len = sizeof(buf) - 1;
+	evbuffer_copyout(in, buf, len);
+	buf[len] = '\0';
+	const char *c = strstr(buf, "\"created_at\":\"");
+	long long t = c ? parse_ms(c + 14) : -1;
+	if (t > 0 && n < MAX_SAMPLES)
+		lat_ms[n++] = now_ms() - t;
+	evhttp_send_reply(req, 204, "No Content", NULL);
+}
+
+static int cmp(const void *a, const void *b)
+{
+	long long x = *(const long long *)a, y = *(const long long *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void on_term(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	event_base_loopbreak(arg);
+}
+
+int main(int argc, char **argv)
+{
+	char *end;
+	long port = argc == 2 ? strtol(argv[1], &end, 10) : 0;
+	if (argc != 2 || *end || port < 1 || port > 65535) {
+		fprintf(stderr, "usage: receiver PORT\n");
+		return 2;
+	}
+	lat_ms = calloc(MAX_SAMPLES, sizeof(*lat_ms));
+	struct event_base *base = event_base_new();
+	struct evhttp *http = evhttp_new(base);
+	if (!lat_ms || !base || !http ||
+	    evhttp_bind_socket(http, "127.0.0.1", (unsigned short)port) != 0) {
+		fprintf(stderr, "receiver: cannot listen\n");
+		return 1;
+	}
+	evhttp_set_gencb(http, on_req, NULL);
+	struct event *term = evsignal_new(base, SIGTERM, on_term, base);
+	evsignal_add(term, NULL);
+	event_base_dispatch(base);
+	qsort(lat_ms, n, sizeof(*lat_ms), cmp);
+	printf("received %zu p50_ms %lld p99_ms %lld max_ms %lld\n", n, n ? lat_ms[n / 2] : 0,
+	       n ? lat_ms[(size_t)((double)n * 0.99)] : 0, n ? lat_ms[n - 1] : 0);
+	event_free(term);
+	evhttp_free(http);
+	event_base_free(base);
+	free(lat_ms);
+	return 0;
+}
