@@ -22,10 +22,9 @@
 #include "common/sign.h"
 #include "webhook.h"
 
-#define ENDPOINT_WAIT_MAX 64   /* jobs queued per endpoint; more are requeued */
-#define REQUEUE_MS	  1000 /* delay of a requeued job (endpoint busy, DB down) */
-#define MAX_RESPONSE	  1024 /* response body bytes read; the rest is dropped */
-#define MAX_ATTEMPT	  100000
+#define REQUEUE_MS   250  /* delay of a requeued job (endpoint busy, DB down) */
+#define MAX_RESPONSE 1024 /* response body bytes read; the rest is dropped */
+#define MAX_ATTEMPT  100000
 
 /* Where a delivery is. One writer: dl_stage_set. */
 enum dl_stage {
@@ -75,30 +74,43 @@ struct delivery {
 
 static struct metric *m_delivered, *m_failed, *m_retried, *m_dead, *m_cancelled, *m_latency;
 
-/* The delivery, event and endpoint in one round trip. */
+/* The delivery, event and endpoint of every job that starts in the same
+ * loop iteration, in one statement: one row per (event, endpoint) in input
+ * order; the last column says whether both exist. */
 static const char load_sql[] =
 	"SELECT e.type, rampart_time_json(e.created_at), e.data::text, w.url, w.secret,"
-	" w.enabled, w.deleted_at IS NOT NULL, coalesce(d.state, 'pending')"
-	" FROM events e CROSS JOIN webhook_endpoints w"
-	" LEFT JOIN webhook_deliveries d ON d.event_id = e.id AND d.endpoint_id = w.id"
-	" WHERE e.id = $1 AND w.id = $2";
+	" w.enabled, w.deleted_at IS NOT NULL, coalesce(d.state, 'pending'),"
+	" e.id IS NOT NULL AND w.id IS NOT NULL"
+	" FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS i(event_id, endpoint_id, ord)"
+	" LEFT JOIN events e ON e.id = i.event_id"
+	" LEFT JOIN webhook_endpoints w ON w.id = i.endpoint_id"
+	" LEFT JOIN webhook_deliveries d ON d.event_id = i.event_id AND d.endpoint_id = "
+	"i.endpoint_id"
+	" ORDER BY i.ord";
 
-/* The attempt, the delivery's state and (after a 410) the endpoint's, in one
- * statement. A delivery already delivered stays delivered. */
+/* The attempts finished in the same loop iteration, in one statement (one
+ * commit): each attempt row, each delivery's state and (after a 410) its
+ * endpoint's. A delivery already delivered stays delivered. A delivery can
+ * only be updated once per statement, hence DISTINCT ON (its latest). */
 static const char record_sql[] =
-	"WITH a AS (INSERT INTO webhook_attempts"
+	"WITH i AS (SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::int[],"
+	"  $5::int[], $6::text[], $7::text[], $8::text[]) WITH ORDINALITY AS t(event_id,"
+	"  endpoint_id, attempt, status_code, latency_ms, error, state, disable, ord)),"
+	" a AS (INSERT INTO webhook_attempts"
 	"  (event_id, endpoint_id, attempt, status_code, latency_ms, error)"
-	"  VALUES ($1, $2, $3::int, $4::int, $5::int, $6)),"
-	" e AS (UPDATE webhook_endpoints SET enabled = false, disabled_reason = $8::text,"
-	"  updated_at = now() WHERE id = $2 AND $8::text IS NOT NULL)"
-	" INSERT INTO webhook_deliveries AS d (event_id, endpoint_id, state, attempts, "
-	"delivered_at)"
-	" VALUES ($1, $2, $7::text, 1, CASE WHEN $7::text = 'delivered' THEN clock_timestamp() END)"
-	" ON CONFLICT (event_id, endpoint_id) DO UPDATE SET"
+	"  SELECT event_id, endpoint_id, attempt, status_code, latency_ms, error FROM i),"
+	" e AS (UPDATE webhook_endpoints w SET enabled = false, disabled_reason = i.disable,"
+	"  updated_at = now() FROM i WHERE w.id = i.endpoint_id AND i.disable IS NOT NULL),"
+	" d AS (INSERT INTO webhook_deliveries AS d"
+	"  (event_id, endpoint_id, state, attempts, delivered_at)"
+	"  SELECT DISTINCT ON (event_id, endpoint_id) event_id, endpoint_id, state, 1,"
+	"  CASE WHEN state = 'delivered' THEN clock_timestamp() END"
+	"  FROM i ORDER BY event_id, endpoint_id, ord DESC"
+	"  ON CONFLICT (event_id, endpoint_id) DO UPDATE SET"
 	"  state = CASE WHEN d.state = 'delivered' THEN d.state ELSE EXCLUDED.state END,"
-	"  attempts = d.attempts + 1, delivered_at = coalesce(d.delivered_at, "
-	"EXCLUDED.delivered_at),"
-	"  updated_at = clock_timestamp()";
+	"  attempts = d.attempts + 1, delivered_at = coalesce(d.delivered_at,"
+	"  EXCLUDED.delivered_at), updated_at = clock_timestamp())"
+	" SELECT 1 FROM i ORDER BY ord";
 
 static const char cancel_sql[] =
 	"UPDATE webhook_deliveries SET state = 'cancelled', updated_at = clock_timestamp()"
@@ -210,10 +222,11 @@ static void settle(struct delivery *d, enum dl_settle how)
 
 /* ---- recording an attempt --------------------------------------------------- */
 
-static void record_done(void *arg, const PGresult *res, const char *err)
+static void record_done(void *arg, const PGresult *res, int row, const char *err)
 {
 	struct delivery *d = arg;
 	(void)res;
+	(void)row;
 	/* The job is settled by the outcome even when the row could not be
 	 * written: an unrecorded success leaves the delivery never attempted,
 	 * so the relay's stale pass sends it again (receivers deduplicate). */
@@ -240,7 +253,7 @@ static void record(struct delivery *d)
 				d->state,
 				d->disable};
 	dl_stage_set(d, DL_RECORDING);
-	if (pg_exec(d->w->pg, d->w->stmt_record, params, record_done, d) != 0) {
+	if (pg_batcher_add(d->w->record_batch, params, record_done, d) != 0) {
 		log_event(LOG_WARN, "could not record a webhook attempt (pool busy)",
 			  LF_S("event_id", d->event_id), LF_S("endpoint_id", d->ep->id));
 		finish(d);
@@ -448,15 +461,15 @@ static void cancel_done(void *arg, const PGresult *res, const char *err)
 
 /* {id, type, created_at, data}: built from the stored event, so every
  * attempt sends the same bytes. Returns 0 or -1. */
-static int build_body(struct delivery *d, const PGresult *res)
+static int build_body(struct delivery *d, const PGresult *res, int row)
 {
 	json_error_t jerr;
-	json_t *data = json_loads(PQgetvalue(res, 0, 2), 0, &jerr);
+	json_t *data = json_loads(PQgetvalue(res, row, 2), 0, &jerr);
 	if (!data)
 		return -1;
-	json_t *o =
-		json_pack("{s:s, s:s, s:s, s:o}", "id", d->event_id, "type", PQgetvalue(res, 0, 0),
-			  "created_at", PQgetvalue(res, 0, 1), "data", data);
+	json_t *o = json_pack("{s:s, s:s, s:s, s:o}", "id", d->event_id, "type",
+			      PQgetvalue(res, row, 0), "created_at", PQgetvalue(res, row, 1),
+			      "data", data);
 	d->body = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
 	if (!d->body)
@@ -465,10 +478,12 @@ static int build_body(struct delivery *d, const PGresult *res)
 	return 0;
 }
 
-static void load_done(void *arg, const PGresult *res, const char *err)
+static void load_done(void *arg, const PGresult *res, int row, const char *err)
 {
 	struct delivery *d = arg;
 	struct webhook *w = d->w;
+	if (!err && row < 0)
+		err = "no result row";
 	if (err) {
 		if (!w->closing)
 			log_event(LOG_WARN, "could not load a delivery; requeued",
@@ -476,15 +491,15 @@ static void load_done(void *arg, const PGresult *res, const char *err)
 		settle(d, SETTLE_REQUEUE);
 		return;
 	}
-	if (PQntuples(res) != 1) {
+	if (PQgetvalue(res, row, 8)[0] != 't') {
 		log_event(LOG_WARN, "delivery dropped: event or endpoint unknown",
 			  LF_S("event_id", d->event_id), LF_S("endpoint_id", d->ep->id));
 		settle(d, SETTLE_ACK);
 		return;
 	}
-	bool enabled = PQgetvalue(res, 0, 5)[0] == 't';
-	bool deleted = PQgetvalue(res, 0, 6)[0] == 't';
-	const char *state = PQgetvalue(res, 0, 7);
+	bool enabled = PQgetvalue(res, row, 5)[0] == 't';
+	bool deleted = PQgetvalue(res, row, 6)[0] == 't';
+	const char *state = PQgetvalue(res, row, 7);
 	if (deleted || !enabled) {
 		const char *params[] = {d->event_id, d->ep->id};
 		log_event(LOG_INFO, "delivery cancelled: endpoint deleted or disabled",
@@ -498,9 +513,9 @@ static void load_done(void *arg, const PGresult *res, const char *err)
 		settle(d, SETTLE_ACK);
 		return;
 	}
-	d->url = strdup(PQgetvalue(res, 0, 3));
-	d->secret = strdup(PQgetvalue(res, 0, 4));
-	if (!d->url || !d->secret || build_body(d, res) != 0) {
+	d->url = strdup(PQgetvalue(res, row, 3));
+	d->secret = strdup(PQgetvalue(res, row, 4));
+	if (!d->url || !d->secret || build_body(d, res, row) != 0) {
 		snprintf(d->error, sizeof(d->error), "cannot build the request body");
 		settle(d, SETTLE_DEAD);
 		return;
@@ -528,7 +543,7 @@ static void begin(struct delivery *d)
 	d->started = true;
 	d->ep->active++;
 	dl_stage_set(d, DL_LOADING);
-	if (pg_exec(w->pg, w->stmt_load, params, load_done, d) != 0)
+	if (pg_batcher_add(w->load_batch, params, load_done, d) != 0)
 		settle(d, SETTLE_REQUEUE);
 }
 
@@ -572,7 +587,10 @@ void delivery_handle(void *arg, struct job *job)
 	TAILQ_INSERT_TAIL(&w->deliveries, d, link);
 	if (ep->active < w->cfg.endpoint_concurrency) {
 		begin(d);
-	} else if (ep->nwaiting < ENDPOINT_WAIT_MAX) {
+	} else if (ep->nwaiting < w->cfg.concurrency / 2) {
+		/* One endpoint may hold up to half the daemon's in-flight jobs
+		 * waiting for its cap; beyond, jobs are requeued, so the other
+		 * half stays free for the other endpoints. */
 		d->stage = DL_WAITING;
 		TAILQ_INSERT_TAIL(&ep->waiting, d, wait_link);
 		ep->nwaiting++;
@@ -611,8 +629,10 @@ void delivery_shutdown(struct webhook *w)
 
 int delivery_init(struct webhook *w)
 {
-	w->stmt_load = pg_prepare(w->pg, load_sql, 2);
-	w->stmt_record = pg_prepare(w->pg, record_sql, 8);
+	/* Loads and records of the deliveries that reach that point in the same
+	 * loop iteration share one statement (and one commit). */
+	w->load_batch = pg_batcher_new(w->pg, load_sql, 2, 256, w->cfg.db_pool_size);
+	w->record_batch = pg_batcher_new(w->pg, record_sql, 8, 256, w->cfg.db_pool_size);
 	w->stmt_cancel = pg_prepare(w->pg, cancel_sql, 2);
 	const char *help = "Webhook delivery attempts by outcome";
 	m_delivered =
@@ -626,5 +646,5 @@ int delivery_init(struct webhook *w)
 	m_latency = metrics_histogram("rampart_webhook_latency_seconds",
 				      "Webhook request latency (each attempt)", "",
 				      metrics_latency_bounds, metrics_latency_nbounds);
-	return w->stmt_load >= 0 && w->stmt_record >= 0 && w->stmt_cancel >= 0 ? 0 : -1;
+	return w->load_batch && w->record_batch && w->stmt_cancel >= 0 ? 0 : -1;
 }

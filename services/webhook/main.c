@@ -168,6 +168,8 @@ static void webhook_free(struct webhook *w)
 	if (w->admin)
 		http_server_free(w->admin);
 	httpc_free(w->http);
+	pg_batcher_free(w->load_batch);
+	pg_batcher_free(w->record_batch);
 	pg_pool_free(w->pg);
 	if (w->base)
 		delivery_shutdown(w);

@@ -16,6 +16,7 @@ struct httpc;
 struct job;
 struct jobq;
 struct pg_pool;
+struct pg_batcher;
 struct rds;
 struct resolver;
 
@@ -53,7 +54,8 @@ struct webhook {
 	struct resolver *dns;
 	struct http_server *admin;
 	struct event *relay_ev, *drain_ev, *sigterm_ev, *sigint_ev;
-	int stmt_load, stmt_record, stmt_cancel, stmt_relay, stmt_stale;
+	struct pg_batcher *load_batch, *record_batch; /* delivery.c */
+	int stmt_cancel, stmt_relay, stmt_stale;
 	struct delivery_list deliveries;   /* every delivery context alive */
 	struct wh_endpoint_list endpoints; /* endpoints with work in progress */
 	size_t sending;			   /* HTTP requests in flight */
