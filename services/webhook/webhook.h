@@ -11,7 +11,7 @@
 
 struct event;
 struct event_base;
-struct http_server;
+struct jobd;
 struct httpc;
 struct job;
 struct jobq;
@@ -52,8 +52,8 @@ struct webhook {
 	struct rds *redis; /* the queue's command connection (borrowed) */
 	struct httpc *http;
 	struct resolver *dns;
-	struct http_server *admin;
-	struct event *relay_ev, *drain_ev, *sigterm_ev, *sigint_ev;
+	struct jobd *daemon; /* admin server, SIGTERM drain */
+	struct event *relay_ev;
 	struct pg_batcher *load_batch, *record_batch; /* delivery.c */
 	int stmt_cancel, stmt_relay, stmt_stale;
 	struct delivery_list deliveries;   /* every delivery context alive */
@@ -61,7 +61,6 @@ struct webhook {
 	size_t sending;			   /* HTTP requests in flight */
 	char consumer[96];
 	bool draining, closing;
-	uint64_t drain_deadline_us;
 };
 
 /* delivery.c: the job handler, per-endpoint caps, outcomes. */

@@ -9,8 +9,8 @@
 #include <unistd.h>
 
 #include "common/clock.h"
-#include "common/http.h"
 #include "common/httpc.h"
+#include "common/jobd.h"
 #include "common/jobs.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -20,84 +20,20 @@
 
 #define RAMPART_VERSION "0.1.0"
 
-/* ---- admin HTTP ------------------------------------------------------------ */
+/* ---- admin and shutdown (common/jobd) --------------------------------------- */
 
-/* GET /healthz */
-static void admin_live(struct http_req *r, void *arg)
-{
-	(void)arg;
-	http_reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
-}
-
-/* GET /readyz: connected to PostgreSQL and Redis, group present, not draining. */
-static void admin_ready(struct http_req *r, void *arg)
+static void worker_gauges(void *arg)
 {
 	struct worker *w = arg;
-	json_t *reasons = json_array();
-	if (w->draining)
-		json_array_append_new(reasons, json_string("shutting down"));
-	if (!pg_pool_ready(w->pg))
-		json_array_append_new(reasons, json_string("postgres not connected"));
-	if (!jobq_ready(w->jobs))
-		json_array_append_new(reasons, json_string("redis not connected or group missing"));
-	http_reply_ready(r, reasons);
-}
-
-/* GET /metrics */
-static void admin_metrics(struct http_req *r, void *arg)
-{
-	struct worker *w = arg;
-	struct pg_pool_stats st;
-	pg_pool_stats(w->pg, &st);
-	metric_set(metrics_gauge("rampart_db_connections", "Open PostgreSQL connections", ""),
-		   st.connections);
-	metric_set(metrics_gauge("rampart_db_queued", "Statements waiting for a connection", ""),
-		   st.queued);
 	metric_set(metrics_gauge("rampart_worker_jobs_inflight", "Jobs being worked on", ""),
 		   (int64_t)jobq_inflight(w->jobs));
-	http_reply_metrics(r);
 }
 
-static const struct http_route admin_routes[] = {
-	{"GET", "/healthz", admin_live, 0},
-	{"GET", "/readyz", admin_ready, 0},
-	{"GET", "/metrics", admin_metrics, 0},
-};
-
-/* ---- shutdown -------------------------------------------------------------- */
-
-/* Ends the loop once the steps in progress are done (or the grace is over;
- * the rest stay pending in the stream and another worker reclaims them). */
-static void drain_tick(evutil_socket_t fd, short what, void *arg)
+/* SIGTERM: reading has stopped; the maintenance timers stop too. */
+static void worker_stop(void *arg)
 {
 	struct worker *w = arg;
-	(void)fd;
-	(void)what;
-	/* In flight: jobs being worked on, and settle commands (XACK after ZADD)
-	 * still waiting for Redis; a job is done only when both are. */
-	size_t left = jobq_inflight(w->jobs) + rds_pending(w->redis);
-	if (left > 0 && clock_mono_us() < w->drain_deadline_us)
-		return;
-	if (left > 0)
-		log_event(LOG_WARN, "grace period over; unfinished jobs will be reclaimed",
-			  LF_I("inflight", (long long)left));
-	event_base_loopbreak(w->base);
-}
-
-static void signal_cb(evutil_socket_t sig, short what, void *arg)
-{
-	struct worker *w = arg;
-	struct timeval tick = {0, 20000};
-	(void)what;
-	if (w->draining)
-		return;
-	log_event(LOG_INFO, "shutting down: no new jobs, finishing those in progress",
-		  LF_S("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"),
-		  LF_I("inflight", (long long)jobq_inflight(w->jobs)));
 	w->draining = true;
-	jobq_stop_reading(w->jobs);
-	w->drain_deadline_us = clock_mono_us() + (uint64_t)w->cfg.grace_seconds * 1000000u;
-	event_add(w->drain_ev, &tick);
 }
 
 /* ---- set-up ---------------------------------------------------------------- */
@@ -148,30 +84,30 @@ static int worker_init(struct worker *w)
 	}
 	if (!w->provider || steps_init(w) != 0 || relay_init(w) != 0)
 		return -1;
-	w->admin = http_server_new(w->base, admin_routes,
-				   sizeof(admin_routes) / sizeof(admin_routes[0]), w);
-	w->drain_ev = event_new(w->base, -1, EV_PERSIST, drain_tick, w);
-	w->sigterm_ev = evsignal_new(w->base, SIGTERM, signal_cb, w);
-	w->sigint_ev = evsignal_new(w->base, SIGINT, signal_cb, w);
-	if (!w->admin || !w->drain_ev || !w->sigterm_ev || !w->sigint_ev ||
-	    evsignal_add(w->sigterm_ev, NULL) || evsignal_add(w->sigint_ev, NULL))
-		return -1;
-	return http_server_listen(w->admin, c->metrics_host, c->metrics_port, false);
+	struct jobd_opts dopt = {.base = w->base,
+				 .pg = w->pg,
+				 .jobs = w->jobs,
+				 .host = c->metrics_host,
+				 .port = c->metrics_port,
+				 .grace_seconds = c->grace_seconds,
+				 .on_stop = worker_stop,
+				 .gauges = worker_gauges,
+				 .arg = w};
+	w->daemon = jobd_new(&dopt);
+	return w->daemon ? 0 : -1;
 }
 
 /* Reverse order. Jobs whose steps were cut short stay pending in the stream. */
 static void worker_free(struct worker *w)
 {
-	if (w->admin)
-		http_server_free(w->admin);
+	jobd_free(w->daemon);
 	pg_batcher_free(w->load_batch);
 	pg_batcher_free(w->transition_batch);
 	pg_pool_free(w->pg);
 	provider_free(w->provider);
 	httpc_free(w->http);
 	jobq_free(w->jobs);
-	const struct event *evs[] = {w->relay_ev, w->cleanup_ev, w->drain_ev, w->sigterm_ev,
-				     w->sigint_ev};
+	const struct event *evs[] = {w->relay_ev, w->cleanup_ev};
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
 		if (evs[i])
 			event_free((struct event *)evs[i]);

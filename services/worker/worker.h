@@ -12,7 +12,7 @@
 
 struct event;
 struct event_base;
-struct http_server;
+struct jobd;
 struct jobq;
 struct pg_pool;
 struct pg_batcher;
@@ -52,13 +52,12 @@ struct worker {
 	struct rds *redis; /* the queue's command connection (borrowed) */
 	struct httpc *http;
 	struct provider *provider;
-	struct http_server *admin;
-	struct event *relay_ev, *cleanup_ev, *drain_ev, *sigterm_ev, *sigint_ev;
+	struct jobd *daemon; /* admin server, SIGTERM drain */
+	struct event *relay_ev, *cleanup_ev;
 	struct pg_batcher *load_batch, *transition_batch; /* steps.c */
 	int stmt_relay, stmt_cleanup;
 	char consumer[96];
-	bool draining;
-	uint64_t drain_deadline_us;
+	bool draining; /* SIGTERM seen: maintenance timers idle */
 };
 
 /* steps.c: the job handler and transitions. */
