@@ -15,11 +15,11 @@ struct jobd;
 
 struct jobd_opts {
 	struct event_base *base;
-	struct pg_pool *pg;    /* readiness: a connection is up */
-	struct jobq *jobs;     /* readiness, drain */
-	const char *host;      /* METRICS_LISTEN */
+	struct pg_pool *pg; /* readiness: a connection is up */
+	struct jobq *jobs;  /* readiness, drain */
+	const char *host;   /* METRICS_LISTEN */
 	int port;
-	int grace_seconds;     /* SHUTDOWN_GRACE_SECONDS */
+	int grace_seconds;	    /* SHUTDOWN_GRACE_SECONDS */
 	void (*on_stop)(void *arg); /* draining begins (reading already stopped) */
 	void (*gauges)(void *arg);  /* sets the daemon's own gauges before /metrics */
 	void *arg;
