@@ -7,16 +7,13 @@ import hashlib
 import hmac
 import json
 import os
-import signal
-import subprocess
 import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Callable, Optional
 
-from rampart_it import BIN, KEY, free_port, request, tail, wait_for
+from rampart_it import KEY, request
 from worker_it import Worker, worker_env
 
 # The api_key_id the api gives payments made with a static key (auth.c).
@@ -26,26 +23,7 @@ STATIC_KEY_ID = "key_static_" + hashlib.sha256(KEY.encode()).hexdigest()[:12]
 class Webhook(Worker):
     """One rampart-webhook; same life cycle and checks as a Worker."""
 
-    def start(self, timeout: float = 15.0) -> "Webhook":
-        exe = BIN / "rampart-webhook"
-        if not os.access(exe, os.X_OK):
-            raise RuntimeError(f"{exe} not found (make)")
-        with open(self.stdout_path, "ab") as out, open(self.stderr_path, "ab") as err:
-            self.proc = subprocess.Popen([str(exe)], env=self.env, stdin=subprocess.DEVNULL,
-                                         stdout=out, stderr=err, start_new_session=True)
-
-        def ready():
-            if self.proc.poll() is not None:
-                raise AssertionError(f"rampart-webhook exited with {self.proc.returncode}\n"
-                                     f"{self.logs()}")
-            try:
-                return request(self.port, "GET", "/readyz", key=None, timeout=2).status == 200
-            except OSError:
-                return False
-
-        if not wait_for(ready, timeout, 0.05):
-            raise AssertionError(f"webhook /readyz not 200 within {timeout} s\n{self.logs()}")
-        return self
+    BINARY = "rampart-webhook"
 
     def metrics(self) -> str:
         b = request(self.port, "GET", "/metrics", key=None).body

@@ -15,7 +15,10 @@ from rampart_it import BIN, SANITIZER_MARKERS, free_port, request, stop_process,
 
 
 class Worker:
-    """One rampart-worker with its own admin port and log files."""
+    """One rampart-worker with its own admin port and log files (subclasses
+    run another daemon of the same shape: set BINARY)."""
+
+    BINARY = "rampart-worker"
 
     def __init__(self, env: dict, logdir: Path, name: str):
         self.env = env
@@ -27,7 +30,7 @@ class Worker:
         self.expect_kill = False  # a test kills it with SIGKILL on purpose
 
     def start(self, timeout: float = 15.0) -> "Worker":
-        exe = BIN / "rampart-worker"
+        exe = BIN / self.BINARY
         if not os.access(exe, os.X_OK):
             raise RuntimeError(f"{exe} not found (make)")
         with open(self.stdout_path, "ab") as out, open(self.stderr_path, "ab") as err:
@@ -36,7 +39,7 @@ class Worker:
 
         def ready():
             if self.proc.poll() is not None:
-                raise AssertionError(f"rampart-worker exited with {self.proc.returncode}\n"
+                raise AssertionError(f"{self.BINARY} exited with {self.proc.returncode}\n"
                                      f"{self.logs()}")
             try:
                 return request(self.port, "GET", "/readyz", key=None, timeout=2).status == 200
@@ -44,7 +47,8 @@ class Worker:
                 return False
 
         if not wait_for(ready, timeout, 0.05):
-            raise AssertionError(f"worker /readyz not 200 within {timeout} s\n{self.logs()}")
+            raise AssertionError(f"{self.BINARY} /readyz not 200 within {timeout} s\n"
+                                 f"{self.logs()}")
         return self
 
     def logs(self, n: int = 60) -> str:
