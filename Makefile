@@ -113,7 +113,7 @@ bench:
 	sh bench/e2e.sh
 	sh bench/webhooks.sh
 
-C_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find common services tests -name '*.[ch]')
+C_FILES = $(shell git ls-files --cached --others --exclude-standard '*.c' '*.h' 2>/dev/null || find common services tests -name '*.[ch]')
 format:
 	clang-format -i $(C_FILES)
 
