@@ -1,6 +1,6 @@
 # rampart - build, test, run and benchmark.
 #
-#   make              build bin/rampart-api, bin/rampart-worker and bin/rampart-webhook
+#   make              build bin/rampart-api, -worker, -webhook and -feeengine
 #   make SAN=1        same with AddressSanitizer + UndefinedBehaviorSanitizer
 #   make CC=clang     build with clang
 #   make run          private PostgreSQL + Redis under .run/, migrate, start the daemons
@@ -33,6 +33,8 @@ WORKER_SRC := $(sort $(wildcard services/worker/*.c))
 WORKER_OBJ := $(WORKER_SRC:%.c=$(BUILD)/%.o)
 WEBHOOK_SRC := $(sort $(wildcard services/webhook/*.c))
 WEBHOOK_OBJ := $(WEBHOOK_SRC:%.c=$(BUILD)/%.o)
+FEE_SRC    := $(sort $(wildcard services/feeengine/*.c))
+FEE_OBJ    := $(FEE_SRC:%.c=$(BUILD)/%.o)
 MIGRATIONS := $(sort $(wildcard db/migrations/*.sql))
 UNIT_SRC   := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -42,7 +44,8 @@ COMP_SRC   := $(sort $(wildcard tests/component/test_*.c))
 COMP_BIN   := $(COMP_SRC:tests/component/%.c=$(BUILD)/tests/component/%)
 
 BINS := $(BINDIR)/rampart-api $(if $(WORKER_SRC),$(BINDIR)/rampart-worker) \
-	$(if $(WEBHOOK_SRC),$(BINDIR)/rampart-webhook)
+	$(if $(WEBHOOK_SRC),$(BINDIR)/rampart-webhook) \
+	$(if $(wildcard services/feeengine/main.c),$(BINDIR)/rampart-feeengine)
 
 .PHONY: all clean test unit valgrind components integration run bench format format-check checksrc check-deps
 all: $(BINS)
@@ -75,11 +78,15 @@ $(BINDIR)/rampart-webhook: $(WEBHOOK_OBJ) $(BUILD)/libcommon.a
 	@mkdir -p $(BINDIR)
 	$(CC) $(LDFLAGS) -o $@ $(WEBHOOK_OBJ) $(BUILD)/libcommon.a $(LDLIBS)
 
+$(BINDIR)/rampart-feeengine: $(FEE_OBJ) $(BUILD)/libcommon.a
+	@mkdir -p $(BINDIR)
+	$(CC) $(LDFLAGS) -o $@ $(FEE_OBJ) $(BUILD)/libcommon.a $(LDLIBS)
+
 # Unit tests link the common library and the services' modules (not main).
-LIB_OBJ := $(filter-out %/main.o,$(API_OBJ) $(WORKER_OBJ) $(WEBHOOK_OBJ))
+LIB_OBJ := $(filter-out %/main.o,$(API_OBJ) $(WORKER_OBJ) $(WEBHOOK_OBJ) $(FEE_OBJ))
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libcommon.a $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Iservices/api -Iservices/worker -Iservices/webhook $(CFLAGS) $(WARN) $(LDFLAGS) -o $@ $< \
+	$(CC) $(CPPFLAGS) -Iservices/api -Iservices/worker -Iservices/webhook -Iservices/feeengine $(CFLAGS) $(WARN) $(LDFLAGS) -o $@ $< \
 		$(LIB_OBJ) $(BUILD)/libcommon.a $(LDLIBS) -lcmocka
 
 $(BUILD)/tests/component/%: tests/component/%.c $(BUILD)/libcommon.a

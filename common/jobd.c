@@ -28,17 +28,20 @@ static void admin_live(struct http_req *r, void *arg)
 	http_reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
 }
 
-/* GET /readyz: connected to PostgreSQL and Redis, group present, not draining. */
+/* GET /readyz: connected to PostgreSQL (when the daemon uses it) and Redis,
+ * group present, not draining, and whatever the daemon's ready hook adds. */
 static void admin_ready(struct http_req *r, void *arg)
 {
 	struct jobd *d = arg;
 	json_t *reasons = json_array();
 	if (d->draining)
 		json_array_append_new(reasons, json_string("shutting down"));
-	if (!pg_pool_ready(d->o.pg))
+	if (d->o.pg && !pg_pool_ready(d->o.pg))
 		json_array_append_new(reasons, json_string("postgres not connected"));
 	if (!jobq_ready(d->o.jobs))
 		json_array_append_new(reasons, json_string("redis not connected or group missing"));
+	if (d->o.ready)
+		d->o.ready(d->o.arg, reasons);
 	http_reply_ready(r, reasons);
 }
 
@@ -46,12 +49,16 @@ static void admin_ready(struct http_req *r, void *arg)
 static void admin_metrics(struct http_req *r, void *arg)
 {
 	struct jobd *d = arg;
-	struct pg_pool_stats st;
-	pg_pool_stats(d->o.pg, &st);
-	metric_set(metrics_gauge("rampart_db_connections", "Open PostgreSQL connections", ""),
-		   st.connections);
-	metric_set(metrics_gauge("rampart_db_queued", "Statements waiting for a connection", ""),
-		   st.queued);
+	if (d->o.pg) {
+		struct pg_pool_stats st;
+		pg_pool_stats(d->o.pg, &st);
+		metric_set(
+			metrics_gauge("rampart_db_connections", "Open PostgreSQL connections", ""),
+			st.connections);
+		metric_set(metrics_gauge("rampart_db_queued", "Statements waiting for a connection",
+					 ""),
+			   st.queued);
+	}
 	if (d->o.gauges)
 		d->o.gauges(d->o.arg);
 	http_reply_metrics(r);

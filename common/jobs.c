@@ -72,6 +72,7 @@ struct jobq {
 	struct rds *rd;	 /* XREADGROUP BLOCK only */
 
 	bool started, stopped, freeing;
+	bool no_delayed;	 /* never promote: the queue has no delayed set */
 	bool group_ok;		 /* XGROUP CREATE answered OK or BUSYGROUP */
 	bool group_lost;	 /* a command said NOGROUP: recreate from 0 */
 	bool group_busy;	 /* XGROUP CREATE in flight */
@@ -985,7 +986,8 @@ struct jobq *jobq_new(const struct jobq_opts *o, jobq_handler handler, void *arg
 	q->queue = strdup(o->queue);
 	q->group = strdup(o->group);
 	q->consumer = strdup(o->consumer);
-	q->stream = key_dup(o->prefix, o->queue, "jobs");
+	q->stream = key_dup(o->prefix, o->queue, o->stream_kind ? o->stream_kind : "jobs");
+	q->no_delayed = o->no_delayed;
 	q->delayed = key_dup(o->prefix, o->queue, "delayed");
 	q->dlq = key_dup(o->prefix, o->queue, "dlq");
 	if (!q->queue || !q->group || !q->consumer || !q->stream || !q->delayed || !q->dlq)
@@ -1033,7 +1035,8 @@ void jobq_start(struct jobq *q)
 	q->started = true;
 	int claim_ms = q->claim_idle_ms / 2 > 100 ? q->claim_idle_ms / 2 : 100;
 	timer_add(&q->watch_ev, JOBS_WATCH_MS);
-	timer_add(&q->promote_ev, q->promote_ms);
+	if (!q->no_delayed)
+		timer_add(&q->promote_ev, q->promote_ms);
 	timer_add(&q->claim_ev, claim_ms);
 	ensure_group(q);
 	start_read(q);

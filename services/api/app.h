@@ -19,6 +19,7 @@ struct pg_batcher;
 struct rds;
 struct ratelimit;
 struct keycache;
+struct fees_loop;
 
 /* Rates the api prices quotes with: the market snapshot's fx.<CUR> where it
  * had a valid one, else the built-in default (money.h). Written by loop 0's
@@ -51,6 +52,7 @@ struct app {
 	char snapshot_key[128]; /* <prefix>:market:snapshot */
 	char jobs_key[128];	/* <prefix>:{payments}:jobs */
 	char dlq_key[128];	/* <prefix>:{payments}:dlq */
+	unsigned nonce;		/* random per process: names its fee reply streams */
 };
 
 /* Prepared statements, registered on every loop's pool in the same order. */
@@ -82,6 +84,7 @@ struct loop {
 	struct pg_batcher *quote_insert;
 	struct rds *redis;
 	struct keycache *keys;
+	struct fees_loop *fees; /* fees.c: reply stream reader, waiting requests */
 	int stmts[STMT_COUNT];
 	struct event *stop_ev;	 /* activated from the main thread on SIGTERM */
 	struct event *drain_ev;	 /* polls until in-flight requests are answered */
@@ -128,6 +131,11 @@ void webhooks_list(struct http_req *r, void *loop);
 void webhooks_delete(struct http_req *r, void *loop);
 void events_get(struct http_req *r, void *loop);
 void events_redeliver(struct http_req *r, void *loop);
+
+/* ---- fees.c ---- */
+int fees_loop_init(struct loop *l) __attribute__((warn_unused_result));
+void fees_loop_free(struct loop *l);
+void fees_calculate(struct http_req *r, void *loop);
 
 /* ---- health.c ---- */
 void health_full(struct http_req *r, void *loop);

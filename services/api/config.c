@@ -74,6 +74,7 @@ int api_config_load(struct api_config *c)
 		{"REDIS_TIMEOUT_MS", 2000, 10, 600000, &c->redis_timeout_ms},
 		{"API_KEY_CACHE_SECONDS", 30, 0, 86400, &c->key_cache_seconds},
 		{"SHUTDOWN_GRACE_SECONDS", 10, 0, 3600, &c->grace_seconds},
+		{"FEE_TIMEOUT_MS", 12000, 100, 120000, &c->fee_timeout_ms},
 	};
 	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
 		if (cfg_int(ints[i].name, ints[i].def, ints[i].min, ints[i].max, &v))

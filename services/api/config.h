@@ -22,6 +22,7 @@ struct api_config {
 	int redis_timeout_ms;  /* REDIS_TIMEOUT_MS */
 	int key_cache_seconds; /* API_KEY_CACHE_SECONDS: DB key lookups cached this long */
 	int grace_seconds;     /* SHUTDOWN_GRACE_SECONDS */
+	int fee_timeout_ms;    /* FEE_TIMEOUT_MS: POST /v1/fees/calculate waits this long */
 };
 
 /* Reads and validates every variable. Returns 0, or -1 after printing

@@ -27,6 +27,7 @@ static const struct http_route routes[] = {
 	{"DELETE", "/v1/webhook_endpoints/{id}", webhooks_delete, HTTP_AUTH},
 	{"GET", "/v1/events/{id}", events_get, HTTP_AUTH},
 	{"POST", "/v1/events/{id}/redeliver", events_redeliver, HTTP_AUTH},
+	{"POST", "/v1/fees/calculate", fees_calculate, HTTP_AUTH | HTTP_JSON_BODY},
 	{"GET", "/health", health_full, 0},
 	{"GET", "/healthz", health_live, 0},
 	{"GET", "/readyz", health_ready, 0},
@@ -131,7 +132,7 @@ static int loop_init(struct app *a, struct loop *l, int index)
 		return -1;
 	http_server_set_auth(l->http, auth_hook);
 	if (auth_loop_init(l) != 0 || quotes_init(l) != 0 || payments_init(l) != 0 ||
-	    webhooks_init(l) != 0)
+	    webhooks_init(l) != 0 || fees_loop_init(l) != 0)
 		return -1;
 	l->stop_ev = event_new(l->base, -1, 0, stop_cb, l);
 	l->drain_ev = event_new(l->base, -1, EV_PERSIST, drain_tick, l);
@@ -151,6 +152,7 @@ static void loop_free(struct loop *l)
 {
 	if (l->http)
 		http_server_free(l->http);
+	fees_loop_free(l);
 	pg_batcher_free(l->quote_insert);
 	pg_pool_free(l->pg);
 	rds_free(l->redis);
@@ -221,6 +223,7 @@ int main(int argc, char **argv)
 		 a.cfg.base.redis_prefix);
 	snprintf(a.jobs_key, sizeof(a.jobs_key), "%s:{payments}:jobs", a.cfg.base.redis_prefix);
 	snprintf(a.dlq_key, sizeof(a.dlq_key), "%s:{payments}:dlq", a.cfg.base.redis_prefix);
+	a.nonce = (unsigned)rand();
 	atomic_init(&a.draining, false);
 	struct event_base *main_base = event_base_new();
 	struct event *sigterm = NULL, *sigint = NULL;

@@ -63,3 +63,62 @@ def test_api_under_valgrind(migrated, redis, workdir):
         rc = stop_process(api.proc, signal.SIGTERM, 60)
     err = api.stderr_path.read_text(errors="replace")
     assert rc == 0, f"rampart-api under valgrind exited {rc}:\n{err[-6000:]}"
+
+
+def test_feeengine_under_valgrind(migrated, redis, workdir):
+    """The fee engine's life under valgrind: live and failing market sources,
+    Claude's valid, cached, guardrail-breaking and overloaded answers, the
+    deterministic fallback, SIGTERM; the api (also under valgrind) asks."""
+    import uuid
+
+    from market_stub import MarketStub
+    from test_feeengine import fee_env
+    from worker_it import Worker
+
+    stub = MarketStub()
+    prefix = f"itvgfee{uuid.uuid4().hex[:8]}"
+    env = fee_env(migrated, redis, prefix, stub, {"ANTHROPIC_API_KEY": stub.claude_key,
+                                                  "FEE_AI_TIMEOUT_MS": "5000"})
+    fe = Worker(env, workdir, "valgrind-feeengine")
+    aenv = api_env(migrated, redis, {"API_THREADS": 1, "REDIS_PREFIX": prefix,
+                                     "FEE_TIMEOUT_MS": "20000"})
+    api = Api(aenv, workdir, "valgrind-api-fees")
+    with open(fe.stdout_path, "ab") as out, open(fe.stderr_path, "ab") as err:
+        fe.proc = subprocess.Popen(VALGRIND + [str(Path(VG_BIN) / "rampart-feeengine")],
+                                   env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                   start_new_session=True)
+    with open(api.stdout_path, "ab") as out, open(api.stderr_path, "ab") as err:
+        api.proc = subprocess.Popen(VALGRIND + [str(Path(VG_BIN) / "rampart-api")], env=aenv,
+                                    stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                    start_new_session=True)
+    try:
+        api.wait_ready(60)
+        body = {"amount": 5000, "from_currency": "USD", "to_currency": "EUR"}
+
+        def calc(**kw):
+            r = api.post("/v1/fees/calculate", dict(body, **kw), timeout=40)
+            assert r.status == 200, r
+            return r.body
+
+        assert calc()["source"] in ("ai", "fallback")
+        assert calc(amount=5100)["source"] == "ai"  # cached or fresh
+        stub.set_mode("claude", "fees_10x")
+        assert calc(customer_tier="premium")["source"] == "fallback"
+        stub.set_mode("claude", "error", status=529)
+        assert calc(customer_tier="enterprise")["source"] == "fallback"
+        stub.set_mode("fx", "garbage")
+        stub.set_mode("solana", "error")
+        stub.circle = "major"
+        import time
+        time.sleep(3)
+        assert api.post("/v1/fees/calculate", body, timeout=40).status in (200, 503)
+        assert api.post("/v1/fees/calculate", dict(body, priority="soon"),
+                        timeout=40).status == 400
+    finally:
+        rc_api = stop_process(api.proc, signal.SIGTERM, 60)
+        rc_fe = stop_process(fe.proc, signal.SIGTERM, 60)
+        stub.close()
+    for name, rc, p in (("rampart-api", rc_api, api.stderr_path),
+                        ("rampart-feeengine", rc_fe, fe.stderr_path)):
+        err = p.read_text(errors="replace")
+        assert rc == 0, f"{name} under valgrind exited {rc}:\n{err[-6000:]}"

@@ -12,16 +12,20 @@ struct event_base;
 struct jobq;
 struct pg_pool;
 struct jobd;
+struct json_t;
 
 struct jobd_opts {
 	struct event_base *base;
-	struct pg_pool *pg; /* readiness: a connection is up */
+	struct pg_pool *pg; /* readiness: a connection is up (NULL: no PostgreSQL) */
 	struct jobq *jobs;  /* readiness, drain */
 	const char *host;   /* METRICS_LISTEN */
 	int port;
 	int grace_seconds;	    /* SHUTDOWN_GRACE_SECONDS */
 	void (*on_stop)(void *arg); /* draining begins (reading already stopped) */
 	void (*gauges)(void *arg);  /* sets the daemon's own gauges before /metrics */
+	/* Appends the daemon's own reasons not to be ready (JSON strings) to
+	 * the array; NULL = none. */
+	void (*ready)(void *arg, struct json_t *reasons);
 	void *arg;
 };
 

@@ -25,7 +25,7 @@ struct event_base;
 struct rds;
 struct jobq;
 
-#define JOB_MAX_FIELDS 8
+#define JOB_MAX_FIELDS 12
 
 struct job_field {
 	const char *key;
@@ -68,19 +68,22 @@ int jobs_add_delayed(struct rds *r, const char *delayed, uint64_t due_ms, const 
 
 struct jobq_opts {
 	struct event_base *base;
-	const char *redis_url;	/* the queue opens its own connections: one for
-				   commands, one for the blocking XREADGROUP */
-	const char *prefix;	/* e.g. "rampart" */
-	const char *queue;	/* e.g. "payments" */
-	const char *group;	/* e.g. "workers" */
-	const char *consumer;	/* unique per process, e.g. hostname-pid */
-	int block_ms;		/* XREADGROUP BLOCK (default 1000) */
-	int batch;		/* COUNT per read (default 64) */
-	int max_inflight;	/* unsettled jobs at most; reading pauses above (default 1024) */
-	int claim_idle_ms;	/* JOB_CLAIM_IDLE_MS (default 30000) */
-	int promote_ms;		/* how often due delayed jobs are promoted (default 100) */
-	long maxlen;		/* MAXLEN ~ of the stream and the DLQ (default 1000000) */
-	int command_timeout_ms; /* default 5000 */
+	const char *redis_url;	 /* the queue opens its own connections: one for
+				    commands, one for the blocking XREADGROUP */
+	const char *prefix;	 /* e.g. "rampart" */
+	const char *queue;	 /* e.g. "payments" */
+	const char *group;	 /* e.g. "workers" */
+	const char *consumer;	 /* unique per process, e.g. hostname-pid */
+	int block_ms;		 /* XREADGROUP BLOCK (default 1000) */
+	int batch;		 /* COUNT per read (default 64) */
+	int max_inflight;	 /* unsettled jobs at most; reading pauses above (default 1024) */
+	int claim_idle_ms;	 /* JOB_CLAIM_IDLE_MS (default 30000) */
+	int promote_ms;		 /* how often due delayed jobs are promoted (default 100) */
+	long maxlen;		 /* MAXLEN ~ of the stream and the DLQ (default 1000000) */
+	int command_timeout_ms;	 /* default 5000 */
+	const char *stream_kind; /* last part of the stream key: NULL = "jobs";
+				    the fee requests use "requests" */
+	bool no_delayed;	 /* no delayed set: never promote (fee requests) */
 };
 
 /* Called once per delivered job; must settle it (now or later). */

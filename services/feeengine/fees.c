@@ -1,0 +1,323 @@
+/* fees.c - the consumer of <prefix>:{fees}:requests (SPEC 6, 7). Each request
+ * (fields id, reply_to, amount, from_currency, to_currency,
+ * destination_country, priority, customer_tier, deadline_ms, request_id) is
+ * priced by the deterministic engine, optionally refined by Claude (ai.c), and
+ * answered on the api instance's reply stream with flat fields:
+ *   id, status=ok, currency, total_fee, fee_percent, platform_fee, onramp_fee,
+ *   offramp_fee, gas_cost, risk_premium, onramp, offramp, chain, reasoning,
+ *   estimated_settlement_time, confidence_score, risk_factors (a JSON array),
+ *   source (ai|fallback), fallback_reason, market_data_as_of
+ * or id, status=error, http_status, code, message. A request read after its
+ * deadline is dropped: its caller has already answered 504. */
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/clock.h"
+#include "common/jobs.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "common/money.h"
+#include "common/redis.h"
+#include "feeengine.h"
+
+#define REPLY_MAXLEN	 "10000"
+#define REPLY_EXPIRE_S	 "300"
+#define FALLBACK_CONF	 750 /* SPEC 6: confidence_score 0.75 */
+#define REPLY_MAX_FIELDS 21
+
+struct fee_req {
+	struct feeengine *fe;
+	struct job *job;
+	char id[64];
+	char reply_to[192];
+	char dest[8];
+	struct route_request req;
+	struct route_result det;
+	int64_t deadline_ms;
+	uint64_t start_us;
+	int replies_left; /* XADD and EXPIRE answers still due */
+};
+
+static struct metric *m_requests[4], *m_fallback[AI_OUTCOME_COUNT], *m_latency;
+enum { REQ_AI, REQ_FALLBACK, REQ_REFUSED, REQ_EXPIRED };
+
+int fees_init(struct feeengine *fe)
+{
+	static const char *const req_labels[4] = {"outcome=\"ai\"", "outcome=\"fallback\"",
+						  "outcome=\"refused\"", "outcome=\"expired\""};
+	(void)fe;
+	for (int i = 0; i < 4; i++)
+		m_requests[i] = metrics_counter(
+			"rampart_fee_requests_total",
+			"Fee requests by outcome: ai, fallback (deterministic), refused (an error "
+			"reply), expired (read after its deadline, dropped)",
+			req_labels[i]);
+	for (int o = AI_DISABLED; o < AI_OUTCOME_COUNT; o++) {
+		char labels[48];
+		snprintf(labels, sizeof(labels), "reason=\"%s\"", ai_outcome_name(o));
+		m_fallback[o] = metrics_counter(
+			"rampart_fee_fallback_total",
+			"Fee decisions answered by the deterministic fallback, by reason", labels);
+	}
+	m_latency = metrics_histogram("rampart_fee_decision_seconds",
+				      "Time from reading a fee request to sending its reply", "",
+				      metrics_latency_bounds, metrics_latency_nbounds);
+	return 0;
+}
+
+/* ---- the reply ------------------------------------------------------------- */
+
+struct reply {
+	int n;
+	const char *argv[4 + 2 * REPLY_MAX_FIELDS];
+	char nums[REPLY_MAX_FIELDS][32];
+	int nnum;
+};
+
+static void put(struct reply *r, const char *k, const char *v)
+{
+	if (r->n + 2 > (int)(sizeof(r->argv) / sizeof(r->argv[0])))
+		return;
+	r->argv[r->n++] = k;
+	r->argv[r->n++] = v;
+}
+
+static void put_int(struct reply *r, const char *k, int64_t v)
+{
+	if (r->nnum >= REPLY_MAX_FIELDS)
+		return;
+	snprintf(r->nums[r->nnum], sizeof(r->nums[0]), "%" PRId64, v);
+	put(r, k, r->nums[r->nnum++]);
+}
+
+static void fee_req_free(struct fee_req *f)
+{
+	f->fe->pending--;
+	free(f);
+}
+
+static void reply_sent(void *arg, redisReply *reply, const char *err)
+{
+	struct fee_req *f = arg;
+	(void)reply;
+	if (err && !f->fe->closing)
+		log_event(LOG_WARN, "fee reply not written", LF_S("id", f->id), LF_S("error", err));
+	if (--f->replies_left > 0)
+		return;
+	if (f->fe->closing)
+		jobq_release(f->fe->jobs, f->job);
+	else
+		jobq_ack(f->fe->jobs, f->job);
+	fee_req_free(f);
+}
+
+/* XADD reply_to MAXLEN ~ 10000 * fields...; EXPIRE reply_to 300 (a stream
+ * of an api instance that went away disappears by itself); then XACK. */
+static void reply_send(struct fee_req *f, struct reply *r)
+{
+	struct rds *redis = f->fe->redis;
+	const char *expire[] = {"EXPIRE", f->reply_to, REPLY_EXPIRE_S};
+
+	metric_observe_us(m_latency, clock_mono_us() - f->start_us);
+	f->replies_left = 2;
+	if (rds_command_argv(redis, reply_sent, f, r->n, r->argv, NULL, 0) != 0)
+		f->replies_left--;
+	if (rds_command_argv(redis, reply_sent, f, 3, expire, NULL, 0) != 0)
+		f->replies_left--;
+	if (f->replies_left == 0) {
+		log_event(LOG_WARN, "fee reply not written", LF_S("id", f->id),
+			  LF_S("error", "redis not connected"));
+		jobq_release(f->fe->jobs, f->job); /* reclaimed later, dropped if expired */
+		fee_req_free(f);
+	}
+}
+
+static void reply_head(struct fee_req *f, struct reply *r, const char *status)
+{
+	r->n = r->nnum = 0;
+	r->argv[r->n++] = "XADD";
+	r->argv[r->n++] = f->reply_to;
+	r->argv[r->n++] = "MAXLEN";
+	r->argv[r->n++] = "~";
+	r->argv[r->n++] = REPLY_MAXLEN;
+	r->argv[r->n++] = "*";
+	put(r, "id", f->id);
+	put(r, "status", status);
+}
+
+static void reply_error(struct fee_req *f, int http_status, const char *code, const char *msg)
+{
+	struct reply r;
+	reply_head(f, &r, "error");
+	put_int(&r, "http_status", http_status);
+	put(&r, "code", code);
+	put(&r, "message", msg);
+	metric_inc(m_requests[REQ_REFUSED]);
+	reply_send(f, &r);
+}
+
+static void reply_decision(struct fee_req *f, enum ai_outcome o, const struct ai_decision *ai,
+			   const char *why)
+{
+	struct feeengine *fe = f->fe;
+	const struct route_candidate *c = &f->det.cand[f->det.chosen];
+	const struct route_fees *fees = o == AI_OK ? &ai->fees : &c->fees;
+	enum route_chain chain = o == AI_OK ? ai->chain : (enum route_chain)f->det.chosen;
+	struct reply r;
+	char pct[24], conf[16], as_of[32];
+
+	reply_head(f, &r, "ok");
+	put(&r, "currency", f->req.from->code);
+	put_int(&r, "total_fee", fees->total);
+	route_fee_percent(fees->total, f->req.amount, pct, sizeof(pct));
+	put(&r, "fee_percent", pct);
+	put_int(&r, "platform_fee", fees->platform_fee);
+	put_int(&r, "onramp_fee", fees->onramp_fee);
+	put_int(&r, "offramp_fee", fees->offramp_fee);
+	put_int(&r, "gas_cost", fees->gas_cost);
+	put_int(&r, "risk_premium", fees->risk_premium);
+	put(&r, "onramp", fe->view.route.provider_name);
+	put(&r, "offramp", fe->view.route.provider_name);
+	put(&r, "chain", route_chain_name(chain));
+	put(&r, "reasoning", o == AI_OK ? ai->reasoning : f->det.reasoning);
+	put_int(&r, "estimated_settlement_time",
+		o == AI_OK ? ai->settlement_seconds : c->settlement_seconds);
+	int milli = o == AI_OK ? ai->confidence_milli : FALLBACK_CONF;
+	snprintf(conf, sizeof(conf), "%d.%03d", milli / 1000, milli % 1000);
+	put(&r, "confidence_score", conf);
+
+	/* Risk factors: the deterministic ones (market and routing facts),
+	 * then Claude's, as a JSON array. */
+	json_t *risks = json_array();
+	for (int i = 0; i < f->det.n_risks; i++)
+		json_array_append_new(risks, json_string(f->det.risks[i]));
+	for (int i = 0; o == AI_OK && i < ai->n_risks; i++)
+		json_array_append_new(risks, json_string(ai->risks[i]));
+	for (int i = 0; i < SRC_COUNT; i++) {
+		char s[96];
+		if (fe->view.state[i] != STATE_DEFAULT)
+			continue;
+		snprintf(s, sizeof(s), "market data %s is a built-in default", fe->src[i].name);
+		json_array_append_new(risks, json_string(s));
+	}
+	char *risks_text = json_dumps(risks, JSON_COMPACT);
+	json_decref(risks);
+	put(&r, "risk_factors", risks_text ? risks_text : "[]");
+	put(&r, "source", o == AI_OK ? "ai" : "fallback");
+	put(&r, "fallback_reason", o == AI_OK ? "" : ai_outcome_name(o));
+	time_t t = (time_t)fe->view.as_of;
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(as_of, sizeof(as_of), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	put(&r, "market_data_as_of", as_of);
+
+	if (o == AI_OK) {
+		metric_inc(m_requests[REQ_AI]);
+	} else {
+		metric_inc(m_requests[REQ_FALLBACK]);
+		metric_inc(m_fallback[o]);
+		if (o != AI_DISABLED)
+			log_debug("fee fallback: %s", why ? why : ai_outcome_name(o));
+	}
+	reply_send(f, &r);
+	free(risks_text);
+}
+
+static void ai_done(void *arg, enum ai_outcome o, const struct ai_decision *d, const char *why)
+{
+	reply_decision(arg, o, d, why);
+}
+
+/* ---- reading a request ------------------------------------------------------ */
+
+static bool parse_i64(const char *s, int64_t *out)
+{
+	char *end;
+	if (!s || !*s || *s == '-' || *s == '+')
+		return false;
+	long long v = strtoll(s, &end, 10);
+	if (*end || v <= 0)
+		return false;
+	*out = v;
+	return true;
+}
+
+/* The amount's USD band, for the AI cache key: identical requests differ
+ * only within a band. */
+static int usd_band(int64_t cents)
+{
+	static const int64_t edges[] = {10000, 100000, 1000000, 10000000, 50000000, 100000000};
+	int b = 0;
+	while (b < 6 && cents >= edges[b])
+		b++;
+	return b;
+}
+
+void fees_handle(void *arg, struct job *job)
+{
+	struct feeengine *fe = arg;
+	const char *id = job_get(job, "id"), *reply_to = job_get(job, "reply_to");
+	char prefix[160];
+	size_t n;
+	const struct currency *all = money_currencies(&n);
+
+	/* Only this installation's reply streams: a request cannot make the
+	 * fee engine write to an arbitrary key. */
+	snprintf(prefix, sizeof(prefix), "%s:{fees}:replies:", fe->cfg.base.redis_prefix);
+	if (!id || !*id || strlen(id) >= 64 || !reply_to ||
+	    strncmp(reply_to, prefix, strlen(prefix)) != 0 || strlen(reply_to) >= 192) {
+		log_event(LOG_WARN, "fee request without a usable id or reply_to: dropped",
+			  LF_S("entry", job->id));
+		jobq_ack(fe->jobs, job);
+		return;
+	}
+	struct fee_req *f = calloc(1, sizeof(*f));
+	if (!f) {
+		jobq_release(fe->jobs, job);
+		return;
+	}
+	fe->pending++;
+	f->fe = fe;
+	f->job = job;
+	f->start_us = clock_mono_us();
+	snprintf(f->id, sizeof(f->id), "%s", id);
+	snprintf(f->reply_to, sizeof(f->reply_to), "%s", reply_to);
+
+	if (!parse_i64(job_get(job, "deadline_ms"), &f->deadline_ms) ||
+	    f->deadline_ms <= clock_wall_ms()) {
+		metric_inc(m_requests[REQ_EXPIRED]);
+		jobq_ack(fe->jobs, job);
+		fee_req_free(f);
+		return;
+	}
+	/* The api validated all of this; a request that fails here was not
+	 * written by it. */
+	const char *dest = job_get(job, "destination_country");
+	if (!parse_i64(job_get(job, "amount"), &f->req.amount) ||
+	    !(f->req.from = money_currency(job_get(job, "from_currency") ?: "")) ||
+	    !(f->req.to = money_currency(job_get(job, "to_currency") ?: "")) ||
+	    route_priority_parse(job_get(job, "priority") ?: "standard", &f->req.priority) ||
+	    route_tier_parse(job_get(job, "customer_tier") ?: "standard", &f->req.tier)) {
+		reply_error(f, 400, "INVALID_REQUEST", "malformed fee request");
+		return;
+	}
+	snprintf(f->dest, sizeof(f->dest), "%s", dest ? dest : "");
+	f->req.from_per_usd = fe->view.fx_per_usd[f->req.from - all];
+	if (route_decide(&fe->cfg.route, &fe->view.route, &f->req, &f->det) != 0) {
+		reply_error(f, 400, "INVALID_AMOUNT", "amount too large to price");
+		return;
+	}
+	if (f->det.chosen < 0) {
+		reply_error(f, 503, "NO_ROUTE", f->det.reasoning);
+		return;
+	}
+	char key[160];
+	snprintf(key, sizeof(key), "%d|%s|%s|%s|%s|%s|%" PRIu64, usd_band(f->det.amount_usd_cents),
+		 f->req.from->code, f->req.to->code, f->dest, route_priority_name(f->req.priority),
+		 route_tier_name(f->req.tier), fe->view.version);
+	ai_decide(fe, key, &f->req, &f->det, f->dest, f->deadline_ms, ai_done, f);
+}

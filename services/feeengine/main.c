@@ -1,0 +1,143 @@
+/* main.c - rampart-feeengine: refreshes market data into the Redis snapshot
+ * and answers fee requests from <prefix>:{fees}:requests (SPEC 6), serving
+ * /metrics, /healthz and /readyz on METRICS_LISTEN. No PostgreSQL. */
+#include <event2/event.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/httpc.h"
+#include "common/jobd.h"
+#include "common/jobs.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "common/redis.h"
+#include "feeengine.h"
+
+#define RAMPART_VERSION "0.1.0"
+
+static void fee_gauges(void *arg)
+{
+	struct feeengine *fe = arg;
+	metric_set(metrics_gauge("rampart_fee_requests_inflight",
+				 "Fee requests read and not yet answered", ""),
+		   (int64_t)fe->pending);
+}
+
+/* Ready once a snapshot reached Redis (SPEC: ready once a snapshot exists). */
+static void fee_ready(void *arg, json_t *reasons)
+{
+	struct feeengine *fe = arg;
+	if (!fe->snapshot_written)
+		json_array_append_new(reasons, json_string("no market snapshot written yet"));
+}
+
+static void fee_stop(void *arg)
+{
+	struct feeengine *fe = arg;
+	fe->draining = true;
+	if (fe->refresh_ev)
+		event_del(fe->refresh_ev);
+}
+
+static int fee_init(struct feeengine *fe)
+{
+	const struct fee_config *c = &fe->cfg;
+	char host[64] = "feeengine";
+	gethostname(host, sizeof(host) - 1);
+	snprintf(fe->consumer, sizeof(fe->consumer), "%s-%ld", host, (long)getpid());
+	snprintf(fe->snapshot_key, sizeof(fe->snapshot_key), "%s:market:snapshot",
+		 c->base.redis_prefix);
+
+	fe->base = event_base_new();
+	if (!fe->base)
+		return -1;
+	struct jobq_opts jo = {.base = fe->base,
+			       .redis_url = c->base.redis_url,
+			       .prefix = c->base.redis_prefix,
+			       .queue = "fees",
+			       .stream_kind = "requests",
+			       .no_delayed = true,
+			       .group = "feeengines",
+			       .consumer = fe->consumer,
+			       .block_ms = 1000,
+			       .batch = 256,
+			       .max_inflight = c->concurrency,
+			       .claim_idle_ms = c->claim_idle_ms,
+			       .maxlen = 100000,
+			       .command_timeout_ms = 5000};
+	if (!(fe->jobs = jobq_new(&jo, fees_handle, fe)))
+		return -1;
+	fe->redis = jobq_redis(fe->jobs);
+	fe->http = httpc_new(fe->base, 256, 0);
+	if (!fe->http || feed_init(fe) != 0 || fees_init(fe) != 0 || ai_init(fe) != 0)
+		return -1;
+	struct jobd_opts dopt = {.base = fe->base,
+				 .jobs = fe->jobs,
+				 .host = c->metrics_host,
+				 .port = c->metrics_port,
+				 .grace_seconds = c->grace_seconds,
+				 .on_stop = fee_stop,
+				 .gauges = fee_gauges,
+				 .ready = fee_ready,
+				 .arg = fe};
+	fe->daemon = jobd_new(&dopt);
+	return fe->daemon ? 0 : -1;
+}
+
+/* Reverse order; callbacks run by httpc_free see fe->closing. */
+static void fee_free(struct feeengine *fe)
+{
+	fe->closing = true;
+	jobd_free(fe->daemon);
+	httpc_free(fe->http);
+	ai_free(fe);
+	feed_free(fe);
+	jobq_free(fe->jobs);
+	if (fe->base)
+		event_base_free(fe->base);
+}
+
+int main(int argc, char **argv)
+{
+	static struct feeengine fe; /* large (the view, the sources): not on the stack */
+	int rc = 1;
+
+	if (argc > 1) {
+		if (strcmp(argv[1], "--version") == 0) {
+			printf("rampart-feeengine %s\n", RAMPART_VERSION);
+			return 0;
+		}
+		fprintf(strcmp(argv[1], "--help") == 0 ? stdout : stderr,
+			"usage: rampart-feeengine [--version | --help]\n"
+			"Configuration comes from the environment; see README.md.\n");
+		return strcmp(argv[1], "--help") == 0 ? 0 : 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (fee_config_load(&fe.cfg) != 0)
+		return 1;
+	log_init("feeengine", fe.cfg.base.log_level, fe.cfg.base.log_json);
+	srand((unsigned)clock_mono_us());
+	if (fee_init(&fe) != 0) {
+		log_event(LOG_ERROR, "start-up failed", LF_S("consumer", fe.consumer));
+		goto done;
+	}
+	jobq_start(fe.jobs);
+	feed_start(&fe);
+	log_event(LOG_INFO, "rampart-feeengine running", LF_S("consumer", fe.consumer),
+		  LF_I("metrics_port", fe.cfg.metrics_port), LF_I("refresh_s", fe.cfg.refresh_s),
+		  LF_I("ai", fe.cache != NULL), LF_S("version", RAMPART_VERSION));
+	event_base_dispatch(fe.base);
+	rc = 0;
+	log_event(LOG_INFO, "stopped", LF_I("exit_code", rc));
+done:
+	fee_free(&fe);
+	fee_config_free(&fe.cfg);
+	metrics_shutdown();
+	libevent_global_shutdown();
+	return rc;
+}
