@@ -5,7 +5,7 @@
 #   make CC=clang     build with clang
 #   make run          private PostgreSQL + Redis under .run/, migrate, start the daemons
 #   make test         format and banned-function checks, unit tests, integration tests
-#   make bench        benchmarks against pgbench on the same machine
+#   make bench        benchmarks, each beside a baseline measured in the same run
 
 CC      ?= cc
 PKGS    := libevent libevent_pthreads hiredis jansson libcurl libpq openssl
@@ -119,6 +119,7 @@ bench:
 	sh bench/payments.sh
 	sh bench/e2e.sh
 	sh bench/webhooks.sh
+	sh bench/fees.sh
 
 C_FILES = $(shell git ls-files --cached --others --exclude-standard '*.c' '*.h' 2>/dev/null || find common services tests -name '*.[ch]')
 format:

@@ -73,6 +73,7 @@ struct jobq {
 
 	bool started, stopped, freeing;
 	bool no_delayed;	 /* never promote: the queue has no delayed set */
+	bool noack;		 /* XREADGROUP NOACK: nothing pending, nothing to ack or reclaim */
 	bool group_ok;		 /* XGROUP CREATE answered OK or BUSYGROUP */
 	bool group_lost;	 /* a command said NOGROUP: recreate from 0 */
 	bool group_busy;	 /* XGROUP CREATE in flight */
@@ -482,7 +483,10 @@ void jobq_ack(struct jobq *q, struct job *job)
 	if (!q || !job)
 		return;
 	struct jitem *it = item_of(job);
-	send_ack(q, it->job.id, true);
+	if (q->noack)
+		metric_inc(q->m_acked); /* read with NOACK: nothing pending in Redis */
+	else
+		send_ack(q, it->job.id, true);
 	item_forget(q, it);
 }
 
@@ -700,8 +704,16 @@ static void start_read(struct jobq *q)
 	snprintf(count, sizeof(count), "%zu", room < (size_t)q->batch ? room : (size_t)q->batch);
 	snprintf(block, sizeof(block), "%d", q->block_ms);
 	const char *argv[] = {"XREADGROUP", "GROUP", q->group,	q->consumer, "COUNT", count,
-			      "BLOCK",	    block,   "STREAMS", q->stream,   ">"};
-	if (rds_command_argv(q->rd, read_cb, q, 11, argv, NULL,
+			      "BLOCK",	    block,   "STREAMS", q->stream,   ">",     NULL};
+	int argc = 11;
+	if (q->noack) { /* ... BLOCK ms NOACK STREAMS stream > */
+		argv[8] = "NOACK";
+		argv[9] = "STREAMS";
+		argv[10] = q->stream;
+		argv[11] = ">";
+		argc = 12;
+	}
+	if (rds_command_argv(q->rd, read_cb, q, argc, argv, NULL,
 			     q->block_ms + q->command_timeout_ms) == 0)
 		q->reading = true;
 }
@@ -988,6 +1000,7 @@ struct jobq *jobq_new(const struct jobq_opts *o, jobq_handler handler, void *arg
 	q->consumer = strdup(o->consumer);
 	q->stream = key_dup(o->prefix, o->queue, o->stream_kind ? o->stream_kind : "jobs");
 	q->no_delayed = o->no_delayed;
+	q->noack = o->noack;
 	q->delayed = key_dup(o->prefix, o->queue, "delayed");
 	q->dlq = key_dup(o->prefix, o->queue, "dlq");
 	if (!q->queue || !q->group || !q->consumer || !q->stream || !q->delayed || !q->dlq)
@@ -1037,7 +1050,8 @@ void jobq_start(struct jobq *q)
 	timer_add(&q->watch_ev, JOBS_WATCH_MS);
 	if (!q->no_delayed)
 		timer_add(&q->promote_ev, q->promote_ms);
-	timer_add(&q->claim_ev, claim_ms);
+	if (!q->noack)
+		timer_add(&q->claim_ev, claim_ms);
 	ensure_group(q);
 	start_read(q);
 }

@@ -63,12 +63,19 @@ int fee_config_load(struct fee_config *c)
 		{"FEE_OFFRAMP_BPS", 50, 0, 10000, &c->route.offramp_bps},
 		{"JOB_CLAIM_IDLE_MS", 30000, 100, 86400000, &c->claim_idle_ms},
 		{"FEE_CONCURRENCY", 4096, 1, 100000, &c->concurrency},
-		{"SHUTDOWN_GRACE_SECONDS", 10, 0, 3600, &c->grace_seconds},
+		/* Above the api's FEE_TIMEOUT_MS: requests in progress are answered. */
+		{"SHUTDOWN_GRACE_SECONDS", 15, 0, 3600, &c->grace_seconds},
+		{"MARKET_FX_REFRESH_SECONDS", 3600, 1, 86400, &c->fx_refresh_s},
 	};
 	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
 		if (cfg_int(ints[i].name, ints[i].def, ints[i].min, ints[i].max, &v))
 			goto fail;
 		*ints[i].dst = (int)v;
+	}
+	if (c->route.platform_bps + c->route.onramp_bps + c->route.offramp_bps >= 10000) {
+		cfg_fail("FEE_PLATFORM_BPS", "FEE_PLATFORM_BPS + FEE_ONRAMP_BPS + FEE_OFFRAMP_BPS "
+					     "must be below 10000");
+		goto fail;
 	}
 	/* Discounts off the platform fee: standard, premium, enterprise. */
 	if (cfg_int_list("FEE_TIER_DISCOUNT_BPS", "0,50,100", 10000, &discounts, &ndiscounts))

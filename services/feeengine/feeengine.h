@@ -38,6 +38,7 @@ struct fee_config {
 	int metrics_port;
 	char *src_url[SRC_COUNT];  /* MARKET_*_URL */
 	int refresh_s;		   /* MARKET_REFRESH_SECONDS */
+	int fx_refresh_s;	   /* MARKET_FX_REFRESH_SECONDS: FX changes daily */
 	int cache_ttl_s;	   /* MARKET_CACHE_TTL_SECONDS */
 	int fetch_timeout_ms;	   /* MARKET_FETCH_TIMEOUT_MS, per source */
 	char *anthropic_key;	   /* ANTHROPIC_API_KEY, "" = deterministic only */

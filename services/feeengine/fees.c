@@ -8,7 +8,13 @@
  *   estimated_settlement_time, confidence_score, risk_factors (a JSON array),
  *   source (ai|fallback), fallback_reason, market_data_as_of
  * or id, status=error, http_status, code, message. A request read after its
- * deadline is dropped: its caller has already answered 504. */
+ * deadline is dropped: its caller has already answered 504.
+ *
+ * Requests are read with NOACK: a request lives only until its deadline
+ * (FEE_TIMEOUT_MS, seconds), far shorter than JOB_CLAIM_IDLE_MS, so reclaiming
+ * one from a dead fee engine would only ever find it expired. Without a
+ * pending list there is no XACK per request either. A fee engine killed mid-
+ * request costs that request a 504; its caller may simply ask again. */
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -38,6 +44,7 @@ struct fee_req {
 	struct route_request req;
 	struct route_result det;
 	int64_t deadline_ms;
+	int64_t market_as_of; /* of the view the decision was made from */
 	uint64_t start_us;
 	int replies_left; /* XADD and EXPIRE answers still due */
 };
@@ -115,23 +122,46 @@ static void reply_sent(void *arg, redisReply *reply, const char *err)
 	fee_req_free(f);
 }
 
-/* XADD reply_to MAXLEN ~ 10000 * fields...; EXPIRE reply_to 300 (a stream
- * of an api instance that went away disappears by itself); then XACK. */
+/* Whether reply_to's expiry is due for a refresh: at most once a minute
+ * per stream (a small table of recently refreshed streams, by hash). */
+static bool expire_due(const char *key)
+{
+	static struct {
+		uint64_t hash;
+		int64_t at_s;
+	} seen[256];
+	uint64_t h = 1469598103934665603ULL;
+	for (const char *p = key; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	int64_t now = clock_wall_ms() / 1000;
+	size_t i = h % 256;
+	if (seen[i].hash == h && now - seen[i].at_s < 60)
+		return false;
+	seen[i].hash = h;
+	seen[i].at_s = now;
+	return true;
+}
+
+/* XADD reply_to MAXLEN ~ 10000 * fields..., and about once a minute per
+ * stream EXPIRE reply_to 300, so the stream of an api instance that went
+ * away disappears by itself. The request was read with NOACK: nothing to
+ * acknowledge in Redis. */
 static void reply_send(struct fee_req *f, struct reply *r)
 {
 	struct rds *redis = f->fe->redis;
 	const char *expire[] = {"EXPIRE", f->reply_to, REPLY_EXPIRE_S};
 
 	metric_observe_us(m_latency, clock_mono_us() - f->start_us);
-	f->replies_left = 2;
+	f->replies_left = 1;
 	if (rds_command_argv(redis, reply_sent, f, r->n, r->argv, NULL, 0) != 0)
 		f->replies_left--;
-	if (rds_command_argv(redis, reply_sent, f, 3, expire, NULL, 0) != 0)
-		f->replies_left--;
+	if (expire_due(f->reply_to) && f->replies_left == 1 &&
+	    rds_command_argv(redis, reply_sent, f, 3, expire, NULL, 0) == 0)
+		f->replies_left++;
 	if (f->replies_left == 0) {
 		log_event(LOG_WARN, "fee reply not written", LF_S("id", f->id),
 			  LF_S("error", "redis not connected"));
-		jobq_release(f->fe->jobs, f->job); /* reclaimed later, dropped if expired */
+		jobq_release(f->fe->jobs, f->job); /* its caller times out (504) */
 		fee_req_free(f);
 	}
 }
@@ -209,7 +239,7 @@ static void reply_decision(struct fee_req *f, enum ai_outcome o, const struct ai
 	put(&r, "risk_factors", risks_text ? risks_text : "[]");
 	put(&r, "source", o == AI_OK ? "ai" : "fallback");
 	put(&r, "fallback_reason", o == AI_OK ? "" : ai_outcome_name(o));
-	time_t t = (time_t)fe->view.as_of;
+	time_t t = (time_t)f->market_as_of;
 	struct tm tm;
 	gmtime_r(&t, &tm);
 	strftime(as_of, sizeof(as_of), "%Y-%m-%dT%H:%M:%SZ", &tm);
@@ -247,13 +277,16 @@ static bool parse_i64(const char *s, int64_t *out)
 }
 
 /* The amount's USD band, for the AI cache key: identical requests differ
- * only within a band. */
-static int usd_band(int64_t cents)
+ * only within a band. The router's own thresholds are edges, so one band
+ * never mixes amounts with different eligible chains. */
+static int usd_band(const struct route_config *rc, int64_t cents)
 {
-	static const int64_t edges[] = {10000, 100000, 1000000, 10000000, 50000000, 100000000};
+	const int64_t edges[] = {
+		10000,	     100000,	  1000000, rc->mid_usd_cents, rc->large_usd_cents,
+		100000000LL, 1000000000LL};
 	int b = 0;
-	while (b < 6 && cents >= edges[b])
-		b++;
+	for (size_t i = 0; i < sizeof(edges) / sizeof(edges[0]); i++)
+		b += cents >= edges[i];
 	return b;
 }
 
@@ -307,6 +340,7 @@ void fees_handle(void *arg, struct job *job)
 	}
 	snprintf(f->dest, sizeof(f->dest), "%s", dest ? dest : "");
 	f->req.from_per_usd = fe->view.fx_per_usd[f->req.from - all];
+	f->market_as_of = fe->view.as_of;
 	if (route_decide(&fe->cfg.route, &fe->view.route, &f->req, &f->det) != 0) {
 		reply_error(f, 400, "INVALID_AMOUNT", "amount too large to price");
 		return;
@@ -316,8 +350,9 @@ void fees_handle(void *arg, struct job *job)
 		return;
 	}
 	char key[160];
-	snprintf(key, sizeof(key), "%d|%s|%s|%s|%s|%s|%" PRIu64, usd_band(f->det.amount_usd_cents),
-		 f->req.from->code, f->req.to->code, f->dest, route_priority_name(f->req.priority),
+	snprintf(key, sizeof(key), "%d|%s|%s|%s|%s|%s|%" PRIu64,
+		 usd_band(&fe->cfg.route, f->det.amount_usd_cents), f->req.from->code,
+		 f->req.to->code, f->dest, route_priority_name(f->req.priority),
 		 route_tier_name(f->req.tier), fe->view.version);
 	ai_decide(fe, key, &f->req, &f->det, f->dest, f->deadline_ms, ai_done, f);
 }

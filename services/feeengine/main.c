@@ -62,6 +62,7 @@ static int fee_init(struct feeengine *fe)
 			       .queue = "fees",
 			       .stream_kind = "requests",
 			       .no_delayed = true,
+			       .noack = true, /* a request outlives no deadline: see fees.c */
 			       .group = "feeengines",
 			       .consumer = fe->consumer,
 			       .block_ms = 1000,

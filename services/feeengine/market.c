@@ -1,8 +1,9 @@
 /* market.c - the market-data refresher (SPEC 6). Every MARKET_REFRESH_SECONDS
  * all sources are fetched at once through libcurl multi on the loop, each with
- * MARKET_FETCH_TIMEOUT_MS. A good answer makes the source "live"; a failed or
- * rejected one keeps the last good value ("cached") until
- * MARKET_CACHE_TTL_SECONDS after it was fetched, then the built-in default
+ * MARKET_FETCH_TIMEOUT_MS (FX, which changes daily, at most every
+ * MARKET_FX_REFRESH_SECONDS after a good answer). A good answer makes the source "live"; a failed
+ * or rejected one keeps the last good value ("cached") until MARKET_CACHE_TTL_SECONDS after it was
+ * fetched, then the built-in default
  * ("default"). When every fetch of a round has finished, the view the fee
  * decisions use is rebuilt and the snapshot hash <prefix>:market:snapshot is
  * written (fields in docs/fees.md). */
@@ -498,9 +499,15 @@ static void refresh_tick(evutil_socket_t fd, short what, void *arg)
 		return;
 	fe->refreshing = true;
 	fe->fetches_left = 1; /* held until every request is started */
+	int64_t now = clock_wall_ms() / 1000;
 	for (int i = 0; i < SRC_COUNT; i++) {
 		struct source *s = &fe->src[i];
 		bool post = s->id == SRC_GAS_SOLANA;
+		/* ExchangeRate-API updates once a day and asks to be fetched at
+		 * most hourly: a good FX reading stays live that long. */
+		if (s->id == SRC_FX && s->state == STATE_LIVE &&
+		    now - s->good_at < fe->cfg.fx_refresh_s)
+			continue;
 		struct httpc_request req = {
 			.method = post ? "POST" : "GET",
 			.url = fe->cfg.src_url[i],

@@ -385,3 +385,19 @@ class MarketStub:
         return _json(200, dict(msg, stop_reason="tool_use", content=[
             {"type": "tool_use", "id": "toolu_01" + uuid.uuid4().hex[:22],
              "name": "fee_decision", "input": decision}]))
+
+
+if __name__ == "__main__":
+    # Standalone (bench/fees.sh): print the daemon's variables, serve until killed.
+    import signal
+    import sys
+
+    stub = MarketStub()
+    for k, v in stub.env().items():
+        print(f"{k}={v}")
+    print(f"STUB_CLAUDE_KEY={stub.claude_key}", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        signal.pause()
+    finally:
+        stub.close()

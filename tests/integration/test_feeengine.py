@@ -36,7 +36,8 @@ class FeeEngine(Worker):
 
 
 def fee_env(pg, redis, prefix, stub, overrides=None) -> dict:
-    base = {"MARKET_REFRESH_SECONDS": "1", "MARKET_CACHE_TTL_SECONDS": "3",
+    base = {"MARKET_REFRESH_SECONDS": "1", "MARKET_FX_REFRESH_SECONDS": "1",
+            "MARKET_CACHE_TTL_SECONDS": "3",
             "MARKET_FETCH_TIMEOUT_MS": "800", "FEE_AI_TIMEOUT_MS": str(AI_TIMEOUT_MS),
             "SHUTDOWN_GRACE_SECONDS": "3", "DATABASE_URL": None, "MOCK_SETTLE_MIN_MS": None,
             "MOCK_SETTLE_MAX_MS": None, "POLL_MIN_MS": None, "POLL_MAX_MS": None}
@@ -146,6 +147,15 @@ def test_failing_source_cached_then_default_then_live(fees):
     assert d.metric('rampart_market_fetch_total{source="fx",outcome="failed"}') >= 2
     fees.stub.set_mode("fx", "ok")
     fees.wait_snapshot(lambda s: s.get("fx.source") == "live" and s["fx.EUR"] == "0.95")
+
+
+def test_fx_fetched_at_most_every_fx_refresh_seconds(fees):
+    _, d = fees.start({"MARKET_FX_REFRESH_SECONDS": "3600"}, api=False)
+    fees.wait_snapshot(lambda s: s.get("fx.source") == "live")
+    hits = fees.stub.hits["fx"]
+    assert wait_for(lambda: fees.stub.hits["prices"] >= 4, 10, 0.1)
+    assert fees.stub.hits["fx"] == hits == 1
+    assert fees.snapshot()["fx.source"] == "live"
 
 
 def test_slow_source_times_out_without_delaying_others(fees):

@@ -84,6 +84,11 @@ struct jobq_opts {
 	const char *stream_kind; /* last part of the stream key: NULL = "jobs";
 				    the fee requests use "requests" */
 	bool no_delayed;	 /* no delayed set: never promote (fee requests) */
+	/* XREADGROUP ... NOACK: entries are not kept pending, so nothing is
+	 * acknowledged or reclaimed; jobq_ack only settles locally and a job
+	 * lost with its consumer stays lost. For work whose requester has its
+	 * own deadline and gives up by itself (fee requests). */
+	bool noack;
 };
 
 /* Called once per delivered job; must settle it (now or later). */
