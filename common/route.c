@@ -607,3 +607,36 @@ int route_decide(const struct route_config *cfg, const struct route_market *m,
 			  sizeof(res->fee_percent));
 	return 0;
 }
+
+void route_config_init(struct route_config *cfg, int platform_bps, int onramp_bps, int offramp_bps)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->platform_bps = platform_bps;
+	cfg->onramp_bps = onramp_bps;
+	cfg->offramp_bps = offramp_bps;
+	cfg->provider_minor_bps = 5;
+	cfg->large_usd_cents = 50000000; /* $500,000 */
+	cfg->mid_usd_cents = 5000000;	 /* $50,000 */
+}
+
+void route_market_defaults(struct route_market *m)
+{
+	static const int64_t gwei = 1000000000;
+	static const struct {
+		int64_t standard, fast, native_usd_micros;
+	} d[CHAIN_COUNT] = {
+		[CHAIN_ETHEREUM] = {20 * gwei, 40 * gwei, 3000000000},
+		[CHAIN_BASE] = {gwei / 20, gwei / 10, 3000000000},
+		[CHAIN_POLYGON] = {30 * gwei, 50 * gwei, 500000},
+		[CHAIN_ARBITRUM] = {gwei / 100, gwei / 50, 3000000000},
+		[CHAIN_SOLANA] = {1000, 5000, 150000000},
+	};
+	memset(m, 0, sizeof(*m));
+	for (int c = 0; c < CHAIN_COUNT; c++) {
+		m->chain[c].gas_standard = d[c].standard;
+		m->chain[c].gas_fast = d[c].fast;
+		m->chain[c].native_usd_micros = d[c].native_usd_micros;
+	}
+	m->provider = STATUS_NONE;
+	m->provider_name = "circle";
+}

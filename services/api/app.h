@@ -11,6 +11,7 @@
 #include "common/clock.h"
 #include "common/http.h"
 #include "common/money.h"
+#include "common/route.h"
 #include "config.h"
 
 struct event_base;
@@ -31,6 +32,9 @@ struct market {
 	char source[16];  /* fx.source of the snapshot, "" without one */
 	int64_t as_of;	  /* fx.as_of, unix seconds, 0 when unknown */
 	bool have_snapshot;
+	struct route_market route;     /* the snapshot's gas, prices, availability,
+					  Circle status; route_market_defaults where absent */
+	struct route_config route_cfg; /* the router's constants and FEE_*_BPS */
 };
 
 /* The identity of an authenticated caller, for rate limits and ownership. */
@@ -112,6 +116,11 @@ void market_start(struct loop *l);
 /* Units of currency c per 1 USD and where it came from ("live", "cached",
  * "default"). */
 int64_t market_per_usd(struct market *m, const struct currency *c, const char **source);
+/* The chain the router picks for a quote (standard tier), or NULL with the
+ * reason in why when there is no route (the provider is down). */
+const char *market_chain(struct market *m, int64_t amount, const struct currency *from,
+			 const struct currency *to, int64_t from_per_usd, bool express, char *why,
+			 size_t whylen);
 
 /* ---- quotes.c ---- */
 int quotes_init(struct loop *l) __attribute__((warn_unused_result));

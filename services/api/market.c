@@ -1,6 +1,8 @@
-/* market.c - FX rates for quotes: the feeengine's Redis snapshot
- * (<prefix>:market:snapshot, fields fx.<CUR> = units per 1 USD), re-read at
- * most once a second by loop 0, with money.h's defaults for anything missing. */
+/* market.c - market data for quotes: the feeengine's Redis snapshot
+ * (<prefix>:market:snapshot, docs/fees.md), re-read once a second by loop 0:
+ * FX rates (fx.<CUR> = units per 1 USD) to price quotes, and the gas prices,
+ * token prices, chain availability and Circle status the router picks a
+ * quote's chain with; money.h's and route.h's defaults for anything missing. */
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +15,9 @@
 int market_init(struct market *m)
 {
 	memset(m, 0, sizeof(*m));
+	route_market_defaults(&m->route);
+	/* Only the chain choice uses it: the bps do not change it. */
+	route_config_init(&m->route_cfg, 0, 0, 0);
 	money_currencies(&m->n);
 	m->per_usd = calloc(m->n, sizeof(*m->per_usd));
 	if (!m->per_usd)
@@ -52,6 +57,95 @@ int64_t market_per_usd(struct market *m, const struct currency *c, const char **
 	return c->per_usd;
 }
 
+const char *market_chain(struct market *m, int64_t amount, const struct currency *from,
+			 const struct currency *to, int64_t from_per_usd, bool express, char *why,
+			 size_t whylen)
+{
+	struct route_result res;
+	struct route_request req = {.amount = amount,
+				    .from = from,
+				    .to = to,
+				    .from_per_usd = from_per_usd,
+				    .priority = express ? PRIORITY_EXPRESS : PRIORITY_STANDARD,
+				    .tier = TIER_STANDARD};
+	pthread_mutex_lock(&m->mu);
+	int rc = route_decide(&m->route_cfg, &m->route, &req, &res);
+	pthread_mutex_unlock(&m->mu);
+	if (rc != 0) {
+		snprintf(why, whylen, "the amount is too large to route");
+		return NULL;
+	}
+	if (res.chosen < 0) {
+		snprintf(why, whylen, "%s", res.reasoning);
+		return NULL;
+	}
+	return route_chain_name((enum route_chain)res.chosen);
+}
+
+/* A snapshot decimal as fixed point with `scale` decimals (0..10); "0" is 0. */
+static bool decimal(const char *s, int scale, int64_t *out)
+{
+	int64_t v;
+	if (strcmp(s, "0") == 0) {
+		*out = 0;
+		return true;
+	}
+	if (money_rate_parse(s, &v) != MONEY_OK)
+		return false;
+	for (int i = scale; i < MONEY_RATE_DECIMALS; i++)
+		v /= 10;
+	*out = v;
+	return true;
+}
+
+/* One of the router's fields (price.*, gas.<chain>.*, status.circle) into
+ * r; anything unreadable leaves the default. */
+static void route_field(struct route_market *r, const char *k, const char *v)
+{
+	static const struct {
+		const char *field;
+		enum route_chain chains[3];
+		int n;
+	} prices[] = {{"price.ETH", {CHAIN_ETHEREUM, CHAIN_BASE, CHAIN_ARBITRUM}, 3},
+		      {"price.POL", {CHAIN_POLYGON}, 1},
+		      {"price.SOL", {CHAIN_SOLANA}, 1}};
+	int64_t x;
+	enum route_chain c;
+	enum route_status st;
+
+	for (size_t i = 0; i < sizeof(prices) / sizeof(prices[0]); i++)
+		if (strcmp(k, prices[i].field) == 0) {
+			if (decimal(v, 6, &x) && x > 0)
+				for (int j = 0; j < prices[i].n; j++)
+					r->chain[prices[i].chains[j]].native_usd_micros = x;
+			return;
+		}
+	if (strcmp(k, "status.circle") == 0) {
+		if (route_status_parse(v, &st) == 0)
+			r->provider = st;
+		return;
+	}
+	if (strncmp(k, "gas.", 4) != 0)
+		return;
+	char name[16];
+	const char *dot = strchr(k + 4, '.');
+	if (!dot || (size_t)(dot - (k + 4)) >= sizeof(name))
+		return;
+	memcpy(name, k + 4, (size_t)(dot - (k + 4)));
+	name[dot - (k + 4)] = '\0';
+	if (route_chain_parse(name, &c) != 0)
+		return;
+	int scale = c == CHAIN_SOLANA ? 0 : 9; /* micro-lamports, or gwei -> wei */
+	if (strcmp(dot, ".standard") == 0 && decimal(v, scale, &x))
+		r->chain[c].gas_standard = x;
+	else if (strcmp(dot, ".fast") == 0 && decimal(v, scale, &x))
+		r->chain[c].gas_fast = x;
+	else if (strcmp(dot, ".available") == 0) {
+		r->chain[c].unavailable = strcmp(v, "yes") != 0;
+		snprintf(r->chain[c].why, sizeof(r->chain[c].why), "%s", v);
+	}
+}
+
 /* HGETALL <prefix>:market:snapshot -> replaces the shared table. Invalid
  * values are ignored field by field (the default stays for that currency). */
 static void snapshot_done(void *arg, redisReply *reply, const char *err)
@@ -69,12 +163,16 @@ static void snapshot_done(void *arg, redisReply *reply, const char *err)
 		return;
 	char source[16] = "";
 	int64_t as_of = 0;
+	struct route_market route;
+	route_market_defaults(&route);
 	for (size_t i = 0; i + 1 < reply->elements; i += 2) {
 		const redisReply *k = reply->element[i], *v = reply->element[i + 1];
 		if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
 			continue;
-		if (strncmp(k->str, "fx.", 3) != 0)
+		if (strncmp(k->str, "fx.", 3) != 0) {
+			route_field(&route, k->str, v->str);
 			continue;
+		}
 		const char *field = k->str + 3;
 		if (strcmp(field, "source") == 0) {
 			snprintf(source, sizeof(source), "%s", v->str);
@@ -109,6 +207,7 @@ static void snapshot_done(void *arg, redisReply *reply, const char *err)
 	snprintf(m->source, sizeof(m->source), "%s", source);
 	m->as_of = as_of;
 	m->have_snapshot = reply->elements > 0;
+	m->route = route;
 	pthread_mutex_unlock(&m->mu);
 	free(fresh);
 }

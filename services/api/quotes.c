@@ -13,9 +13,6 @@
 #include "common/metrics.h"
 #include "common/pg.h"
 
-/* Transfers at or above this many US cents settle on Ethereum L1 (SPEC 6). */
-#define L1_THRESHOLD_USD_CENTS 50000000LL
-
 /* Concurrent quote inserts are merged into one statement over arrays: one
  * round trip and one commit for a whole loop iteration's worth of quotes. */
 static const char insert_sql[] =
@@ -103,17 +100,6 @@ static json_t *quote_json(const struct quote *q)
 		q->to->code, "chain", q->chain, "priority", q->priority, "rate_source",
 		q->rate_source, "expires_at", q->expires_at, "valid_for_seconds",
 		(json_int_t)(left_ms > 0 ? left_ms / 1000 : 0), "created_at", q->created_at);
-}
-
-/* Placeholder routing until the fee engine's router lands: Ethereum L1 for
- * transfers worth $500,000 or more, Base (a cheap L2) below. */
-static const char *pick_chain(int64_t amount, const struct currency *from, int64_t from_per_usd)
-{
-	int64_t to_usd, cents;
-	if (money_cross_rate(from_per_usd, MONEY_RATE_SCALE, &to_usd) != MONEY_OK ||
-	    money_convert(amount, to_usd, from->exponent, 2, &cents) != MONEY_OK)
-		return "ethereum"; /* too large to even express in cents */
-	return cents >= L1_THRESHOLD_USD_CENTS ? "ethereum" : "base";
 }
 
 static void insert_done(void *arg, const PGresult *res, int row, const char *err)
@@ -216,7 +202,15 @@ void quotes_create(struct http_req *r, void *arg)
 				 "amount must be a positive integer in minor units");
 		return;
 	}
-	q.chain = pick_chain(q.amount, q.from, from_usd);
+	/* The chain: the fee engine's router on the snapshot's market data
+	 * (common/route.h), as POST /v1/fees/calculate would pick it. */
+	char why[256];
+	q.chain = market_chain(&a->market, q.amount, q.from, q.to, from_usd,
+			       strcmp(q.priority, "express") == 0, why, sizeof(why));
+	if (!q.chain) {
+		http_reply_error(r, 503, "NO_ROUTE", NULL, "%s", why);
+		return;
+	}
 	if (id_new("quote", q.id) != 0) {
 		http_reply_error(r, 503, "SERVICE_UNAVAILABLE", NULL, "random source unavailable");
 		return;

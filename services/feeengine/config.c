@@ -89,9 +89,13 @@ int fee_config_load(struct fee_config *c)
 	for (int t = 0; t < TIER_COUNT; t++)
 		c->route.tier_discount_bps[t] = (int)discounts[t];
 	free(discounts);
-	c->route.provider_minor_bps = 5;
-	c->route.large_usd_cents = 50000000; /* $500,000 */
-	c->route.mid_usd_cents = 5000000;    /* $50,000 */
+	int tiers[TIER_COUNT];
+	for (int t = 0; t < TIER_COUNT; t++)
+		tiers[t] = c->route.tier_discount_bps[t];
+	route_config_init(&c->route, c->route.platform_bps, c->route.onramp_bps,
+			  c->route.offramp_bps);
+	for (int t = 0; t < TIER_COUNT; t++)
+		c->route.tier_discount_bps[t] = tiers[t];
 	return 0;
 fail:
 	fee_config_free(c);

@@ -54,12 +54,15 @@ const char *src_state_name(enum src_state s)
 	return s == STATE_LIVE ? "live" : s == STATE_CACHED ? "cached" : "default";
 }
 
-/* Built-in defaults: what the fee engine assumes with no data at all. */
+/* Built-in defaults: what the fee engine assumes with no data at all (the
+ * router's own defaults, so the api's quotes assume the same). */
 static void set_defaults(struct source *s)
 {
 	size_t n;
 	const struct currency *all = money_currencies(&n);
+	struct route_market rm;
 
+	route_market_defaults(&rm);
 	memset(&s->def, 0, sizeof(s->def));
 	switch (s->id) {
 	case SRC_FX:
@@ -67,25 +70,10 @@ static void set_defaults(struct source *s)
 			s->def.fx.per_usd[i] = all[i].per_usd;
 		break;
 	case SRC_PRICES:
-		s->def.prices.eth_usd_micros = 3000000000LL; /* $3,000 */
-		s->def.prices.sol_usd_micros = 150000000LL;  /* $150 */
-		s->def.prices.usdc_usd_micros = 1000000LL;   /* $1 */
-		s->def.prices.pol_usd_micros = 500000LL;     /* $0.50 */
-		break;
-	case SRC_GAS_ETHEREUM:
-		s->def.gas = (struct src_gas){20 * GWEI, 40 * GWEI};
-		break;
-	case SRC_GAS_BASE:
-		s->def.gas = (struct src_gas){GWEI / 20, GWEI / 10}; /* 0.05 / 0.1 gwei */
-		break;
-	case SRC_GAS_POLYGON:
-		s->def.gas = (struct src_gas){30 * GWEI, 50 * GWEI};
-		break;
-	case SRC_GAS_ARBITRUM:
-		s->def.gas = (struct src_gas){GWEI / 100, GWEI / 50}; /* 0.01 / 0.02 gwei */
-		break;
-	case SRC_GAS_SOLANA:
-		s->def.gas = (struct src_gas){1000, 5000};
+		s->def.prices.eth_usd_micros = rm.chain[CHAIN_ETHEREUM].native_usd_micros;
+		s->def.prices.sol_usd_micros = rm.chain[CHAIN_SOLANA].native_usd_micros;
+		s->def.prices.pol_usd_micros = rm.chain[CHAIN_POLYGON].native_usd_micros;
+		s->def.prices.usdc_usd_micros = 1000000; /* $1 */
 		break;
 	case SRC_CIRCLE:
 		s->def.status.indicator = STATUS_NONE;
@@ -93,6 +81,12 @@ static void set_defaults(struct source *s)
 			 "no status data: assumed operational");
 		break;
 	case SRC_COUNT:
+		break;
+	default: /* a chain's gas */
+		for (int c = 0; c < CHAIN_COUNT; c++)
+			if (chain_gas[c] == s->id)
+				s->def.gas = (struct src_gas){rm.chain[c].gas_standard,
+							      rm.chain[c].gas_fast};
 		break;
 	}
 }

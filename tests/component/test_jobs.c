@@ -724,6 +724,42 @@ static void test_metrics(void **state)
 	evbuffer_free(out);
 }
 
+/* A NOACK queue on another stream kind (the fee requests' shape): entries
+ * are never pending, not even while a handler holds them, so settling
+ * sends nothing and nothing is ever reclaimed; no delayed set is read. */
+static void test_noack_stream_kind(void **state)
+{
+	struct env e;
+	struct rec rc = {.policy = P_HOLD};
+	struct jobq_opts o = {
+		.stream_kind = "requests", .noack = true, .no_delayed = true, .claim_idle_ms = 100};
+	char stream[128];
+	(void)state;
+	env_init(&e);
+	jobs_key(stream, sizeof(stream), e.prefix, "payments", "requests");
+	struct jobq *q = queue_new(&e, &rc, "c1", &o);
+	assert_string_equal(jobq_stream_key(q), stream);
+	start_ready(&e, q);
+	struct job_field f[] = {{"id", "r1"}, {"reply_to", "x"}};
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(jobs_add(jobq_redis(q), stream, 1000, f, 2, NULL, NULL), 0);
+	WAIT_FOR(&e, rc.count == 3, 3000);
+	assert_int_equal(rc.count, 3);
+	assert_int_equal(jobq_inflight(q), 3);
+	struct rnode *n = raw(&e, "XPENDING", stream, "workers", NULL);
+	assert_int_equal(n->el[0]->integer, 0);
+	rnode_free(n);
+	pump(&e, 400); /* past claim_idle_ms: nothing is handed out again */
+	assert_int_equal(rc.count, 3);
+	for (int i = 0; i < rc.nheld; i++)
+		jobq_ack(q, rc.held[i]);
+	assert_int_equal(jobq_inflight(q), 0);
+	assert_int_equal(raw_int(&e, "EXISTS", e.stream), 0); /* the "jobs" stream unused */
+	jobq_free(q);
+	rnode_free(raw(&e, "DEL", stream, NULL));
+	env_free(&e);
+}
+
 /* Producer-side validation and helpers. */
 static void test_fields_refused(void **state)
 {
@@ -736,15 +772,16 @@ static void test_fields_refused(void **state)
 	struct job_field null_value[] = {{"payment_id", NULL}};
 	struct job_field empty_key[] = {{"", "x"}};
 	struct job_field ok[] = {{"payment_id", "p=1"}, {"step", ""}};
-	struct job_field nine[9];
-	for (int i = 0; i < 9; i++)
+	struct job_field nine[JOB_MAX_FIELDS + 1];
+	for (int i = 0; i < JOB_MAX_FIELDS + 1; i++)
 		nine[i] = (struct job_field){"k", "v"};
 	assert_int_equal(jobs_add_delayed(e.r, e.delayed, 1, bar_value, 1, NULL, NULL), -1);
 	assert_int_equal(jobs_add_delayed(e.r, e.delayed, 1, bar_key, 1, NULL, NULL), -1);
 	assert_int_equal(jobs_add_delayed(e.r, e.delayed, 1, eq_key, 1, NULL, NULL), -1);
 	assert_int_equal(jobs_add_delayed(e.r, e.delayed, 1, null_value, 1, NULL, NULL), -1);
 	assert_int_equal(jobs_add_delayed(e.r, e.delayed, 1, ok, 0, NULL, NULL), -1);
-	assert_int_equal(jobs_add_delayed(e.r, e.delayed, 1, nine, 9, NULL, NULL), -1);
+	assert_int_equal(jobs_add_delayed(e.r, e.delayed, 1, nine, JOB_MAX_FIELDS + 1, NULL, NULL),
+			 -1);
 	assert_int_equal(jobs_add(e.r, e.stream, 10, null_value, 1, NULL, NULL), -1);
 	assert_int_equal(jobs_add(e.r, e.stream, 10, empty_key, 1, NULL, NULL), -1);
 	assert_int_equal(jobs_add(e.r, e.stream, 10, ok, 0, NULL, NULL), -1);
@@ -809,6 +846,7 @@ int main(void)
 		cmocka_unit_test(test_group_on_empty_prefix),
 		cmocka_unit_test(test_group_recreated),
 		cmocka_unit_test(test_settle_while_down),
+		cmocka_unit_test(test_noack_stream_kind),
 		cmocka_unit_test(test_fields_refused),
 		cmocka_unit_test(test_metrics),
 	};

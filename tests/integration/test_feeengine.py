@@ -213,6 +213,36 @@ def test_quotes_use_the_snapshot_rate(fees):
     assert wait_for(lambda: rate() == ("0.95", "live"), 6, 0.2), rate()
 
 
+def test_quote_chain_is_the_routers(fees):
+    a, _ = fees.start()
+    fees.stub.l2_gas.update(base={"slow": 5, "average": 5, "fast": 6},
+                            arbitrum={"slow": 5, "average": 5, "fast": 6},
+                            polygon={"slow": 0.001, "average": 0.001, "fast": 0.002})
+    fees.stub.solana_fees = [10_000_000] * 10
+    fees.wait_snapshot(lambda s: s.get("gas.polygon.standard") == "0.001")
+
+    def chains(amount, **kw):
+        q = a.quote("USD", "EUR", amount, extra=kw)
+        assert q.status == 201, q.body
+        f = calc(a, amount=amount, **kw)
+        assert f.status == 200, f.body
+        return q.body["chain"], f.body["recommended_provider"]["chain"]
+
+    # The api re-reads the snapshot once a second.
+    assert wait_for(lambda: chains(5000) == ("polygon", "polygon"), 5, 0.2), chains(5000)
+    assert chains(100_000_000) == ("ethereum", "ethereum")
+    q, f = chains(5000, priority="express")
+    assert q == f, (q, f)
+    fees.stub.circle = "critical"
+    fees.wait_snapshot(lambda s: s.get("status.circle") == "critical")
+
+    def refused():
+        r = a.quote("USD", "EUR", 5000)
+        return r.status == 503 and r.error()["code"] == "NO_ROUTE" and \
+            "circle" in r.error()["message"]
+    assert wait_for(refused, 5, 0.2), a.quote("USD", "EUR", 5000).body
+
+
 def test_offline_says_so_once_and_uses_defaults(fees):
     dead = f"http://127.0.0.1:{free_port()}"
     env = {k: f"{dead}/x" for k in fees.stub.env() if k.startswith("MARKET_")}

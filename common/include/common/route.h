@@ -125,6 +125,16 @@ int route_decide(const struct route_config *cfg, const struct route_market *m,
 		 const struct route_request *req, struct route_result *res)
 	__attribute__((warn_unused_result));
 
+/* The model's thresholds and risk constants ($500,000, $50,000, 5 bps while
+ * the provider is degraded), no tier discounts, and the given fee bps. */
+void route_config_init(struct route_config *cfg, int platform_bps, int onramp_bps, int offramp_bps);
+
+/* The built-in market, for when no market data exists: gas standard/fast
+ * ethereum 20/40 gwei, base 0.05/0.1, polygon 30/50, arbitrum 0.01/0.02,
+ * solana 1000/5000 micro-lamports/CU; ETH $3,000, POL $0.50, SOL $150;
+ * provider "circle" operational. */
+void route_market_defaults(struct route_market *m);
+
 /* total / amount as a percent string with 4 decimals, rounded up
  * ("2.7001"). buf holds at least 24 bytes. */
 void route_fee_percent(int64_t total, int64_t amount, char *buf, size_t len);
