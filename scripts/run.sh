@@ -138,6 +138,10 @@ then pay against the quote (put its id in) and watch the payment move through it
   curl -s -X POST http://$api_hostport/v1/payments -H 'Authorization: Bearer $key' -H 'Content-Type: application/json' -H 'Idempotency-Key: demo-1' -d '{"quote_id":"quote_...","source_account":"acct_demo_src","destination_account":"acct_demo_dst"}'
   curl -s http://$api_hostport/v1/payments/pay_... -H 'Authorization: Bearer $key'
 
+and ask the fee engine for a route and its fees (deterministic here; set
+ANTHROPIC_API_KEY before make run for Claude's analysis, docs/fees.md):
+  curl -s -X POST http://$api_hostport/v1/fees/calculate -H 'Authorization: Bearer $key' -H 'Content-Type: application/json' -d '{"amount":250000,"from_currency":"USD","to_currency":"EUR","priority":"express"}'
+
 EOF
 
 # Wait for Ctrl-C / SIGTERM (traps above), or for anything we started to die.

@@ -616,7 +616,7 @@ int ai_init(struct feeengine *fe)
 {
 	if (!fe->cfg.anthropic_key[0]) {
 		log_event(LOG_INFO, "ANTHROPIC_API_KEY not set: fee decisions use the "
-				    "deterministic engine only (source \"fallback\")");
+				    "deterministic engine only (source fallback)");
 		return 0;
 	}
 	struct ai_cache *c = calloc(1, sizeof(*c));

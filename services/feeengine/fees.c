@@ -227,12 +227,20 @@ static void reply_decision(struct fee_req *f, enum ai_outcome o, const struct ai
 		json_array_append_new(risks, json_string(f->det.risks[i]));
 	for (int i = 0; o == AI_OK && i < ai->n_risks; i++)
 		json_array_append_new(risks, json_string(ai->risks[i]));
+	char defaults[160] = "";
+	size_t used = 0;
 	for (int i = 0; i < SRC_COUNT; i++) {
-		char s[96];
 		if (fe->view.state[i] != STATE_DEFAULT)
 			continue;
-		snprintf(s, sizeof(s), "market data %s is a built-in default", fe->src[i].name);
-		json_array_append_new(risks, json_string(s));
+		int w = snprintf(defaults + used, sizeof(defaults) - used, "%s%s", used ? ", " : "",
+				 fe->src[i].name);
+		if (w > 0 && (size_t)w < sizeof(defaults) - used)
+			used += (size_t)w;
+	}
+	if (used) {
+		char line[200];
+		snprintf(line, sizeof(line), "market data on built-in defaults: %s", defaults);
+		json_array_append_new(risks, json_string(line));
 	}
 	char *risks_text = json_dumps(risks, JSON_COMPACT);
 	json_decref(risks);

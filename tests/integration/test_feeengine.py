@@ -255,7 +255,8 @@ def test_offline_says_so_once_and_uses_defaults(fees):
     r = calc(a, amount=5000)
     assert r.status == 200, r.body
     assert r.body["source"] == "fallback" and r.body["confidence_score"] == 0.75
-    assert any("built-in default" in f for f in r.body["risk_factors"])
+    assert "market data on built-in defaults: fx, prices, gas.ethereum, gas.base, " \
+        "gas.polygon, gas.arbitrum, gas.solana, status.circle" in r.body["risk_factors"], r.body
 
 
 # ---- routing and the fee API -----------------------------------------------------
