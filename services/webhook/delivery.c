@@ -22,7 +22,8 @@
 #include "common/sign.h"
 #include "webhook.h"
 
-#define REQUEUE_MS   250  /* delay of a requeued job (endpoint busy, DB down) */
+#define REQUEUE_MS   250  /* delay of a requeued job (DB down), plus jitter as much */
+#define BUSY_MS	     50	  /* delay of a job requeued because its endpoint is saturated */
 #define MAX_RESPONSE 1024 /* response body bytes read; the rest is dropped */
 #define MAX_ATTEMPT  100000
 
@@ -55,6 +56,7 @@ struct delivery {
 	struct wh_endpoint *ep;
 	enum dl_stage stage;
 	bool started; /* counted in ep->active */
+	bool busy;    /* requeued because its endpoint was saturated */
 	char event_id[128];
 	int attempt;
 	char *body, *url, *secret; /* malloc'ed */
@@ -187,9 +189,13 @@ static void finish(struct delivery *d)
 			 d->settle == SETTLE_RETRY ? d->attempt + 1 : d->attempt);
 		struct job_field f[] = {
 			{"event_id", d->event_id}, {"endpoint_id", ep->id}, {"attempt", attempt}};
+		/* Saturated endpoint: back soon, its waiting line drains in
+		 * tens of ms when it is fast (and the line caps the cost when
+		 * it is slow). Anything else: give the trouble time. */
+		int base = d->busy ? BUSY_MS : REQUEUE_MS;
 		uint64_t due = d->settle == SETTLE_RETRY ? d->due_ms
-							 : (uint64_t)clock_wall_ms() + REQUEUE_MS +
-								   (uint64_t)(rand() % REQUEUE_MS);
+							 : (uint64_t)clock_wall_ms() +
+								   (uint64_t)(base + rand() % base);
 		jobq_retry(w->jobs, job, f, 3, due);
 		break;
 	}
@@ -595,6 +601,7 @@ void delivery_handle(void *arg, struct job *job)
 		TAILQ_INSERT_TAIL(&ep->waiting, d, wait_link);
 		ep->nwaiting++;
 	} else {
+		d->busy = true;
 		settle(d, SETTLE_REQUEUE); /* this endpoint is saturated: come back later */
 	}
 }

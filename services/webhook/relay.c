@@ -16,9 +16,9 @@
 #include "common/pg.h"
 #include "webhook.h"
 
-#define RELAY_BATCH	  500
-#define RELAY_MAXLEN	  1000000
-#define STALE_EVERY_TICKS 25 /* the stale pass runs every 25th tick (5 s at 200 ms) */
+#define RELAY_BATCH    500
+#define RELAY_MAXLEN   1000000
+#define STALE_EVERY_MS 5000 /* the stale pass runs about this often */
 
 /* Claims unpublished events in order (SKIP LOCKED: several daemons split
  * them), creates their deliveries and marks them published, in one
@@ -136,7 +136,8 @@ static void relay_tick(evutil_socket_t fd, short what, void *arg)
 		return;
 	if (!relay_busy)
 		relay_batch(w);
-	if (!stale_busy && ticks++ % STALE_EVERY_TICKS == 0) {
+	unsigned every = (unsigned)(STALE_EVERY_MS / w->cfg.relay_interval_ms);
+	if (!stale_busy && ticks++ % (every > 0 ? every : 1) == 0) {
 		char secs[16], batch[16];
 		snprintf(secs, sizeof(secs), "%d", w->cfg.relay_stale_s);
 		snprintf(batch, sizeof(batch), "%d", RELAY_BATCH);

@@ -122,3 +122,39 @@ def test_feeengine_under_valgrind(migrated, redis, workdir):
                         ("rampart-feeengine", rc_fe, fe.stderr_path)):
         err = p.read_text(errors="replace")
         assert rc == 0, f"{name} under valgrind exited {rc}:\n{err[-6000:]}"
+
+
+def test_webhook_under_valgrind(migrated, redis, workdir):
+    """The webhook daemon's life under valgrind: relay, signed deliveries, a
+    retry after a 500, a 410 that disables its endpoint, SIGTERM."""
+    import uuid
+
+    from rampart_it import wait_for
+    from webhook_it import Receiver, add_endpoint, add_event, webhook_env
+    from worker_it import Worker
+
+    ok = Receiver()
+    flaky = Receiver(lambda n, h, b: (500, {}, 0) if n == 0 else (200, {}, 0))
+    gone = Receiver(lambda n, h, b: (410, {}, 0))
+    eps = [add_endpoint(migrated, r.url)[0] for r in (ok, flaky, gone)]
+    env = webhook_env(migrated, redis, f"itvgwh{uuid.uuid4().hex[:8]}",
+                      {"WEBHOOK_RETRY_SCHEDULE": "1,1", "WEBHOOK_TIMEOUT_MS": "5000"})
+    wh = Worker(env, workdir, "valgrind-webhook")
+    with open(wh.stdout_path, "ab") as out, open(wh.stderr_path, "ab") as err:
+        wh.proc = subprocess.Popen(VALGRIND + [str(Path(VG_BIN) / "rampart-webhook")],
+                                   env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                   start_new_session=True)
+    try:
+        events = [add_event(migrated) for _ in range(5)]
+        assert wait_for(lambda: len(ok.for_events(events)) == 5, 60, 0.2), ok.requests
+        assert wait_for(lambda: len(flaky.for_events(events)) >= 6, 60, 0.2), flaky.requests
+        assert wait_for(lambda: migrated.psql(
+            f"SELECT enabled FROM webhook_endpoints WHERE id = '{eps[2]}'") == "f", 60, 0.2)
+    finally:
+        rc = stop_process(wh.proc, signal.SIGTERM, 60)
+        migrated.psql("UPDATE webhook_endpoints SET deleted_at = now() WHERE id IN (%s)"
+                      % ",".join(f"'{e}'" for e in eps))
+        for r in (ok, flaky, gone):
+            r.stop()
+    err = wh.stderr_path.read_text(errors="replace")
+    assert rc == 0, f"rampart-webhook under valgrind exited {rc}:\n{err[-6000:]}"

@@ -257,3 +257,27 @@ def test_bad_config_exits_naming_variable(migrated, redis, var, value):
                        timeout=20)
     assert r.returncode != 0
     assert var in r.stderr, r.stderr
+
+
+def test_stale_pass_requeues_a_lost_job(hooks, migrated):
+    """A delivery committed by the relay whose job never reached Redis (the
+    daemon died between the commit and the XADD) is found by the stale pass
+    and delivered."""
+    rcv = hooks.receiver()
+    ep, secret = hooks.endpoint(rcv.url)
+    eid = add_event(migrated)
+    # What the relay leaves behind when it dies after its commit: the event
+    # published, the delivery pending and never attempted, no job.
+    migrated.psql(f"UPDATE events SET published_at = now() WHERE id = '{eid}'")
+    migrated.psql(f"INSERT INTO webhook_deliveries (event_id, endpoint_id, updated_at) "
+                  f"VALUES ('{eid}', '{ep}', now() - interval '1 hour')")
+    _, d = hooks.start({"WEBHOOK_RELAY_STALE_SECONDS": "1"})
+    assert wait_for(lambda: delivery_state(migrated, eid, ep) == "delivered 1", 15, 0.1), \
+        (delivery_state(migrated, eid, ep), attempts(migrated, eid, ep), d.logs())
+    got = rcv.for_events([eid])
+    assert len(got) == 1, got
+    check_signed(got[0], secret)
+    assert "re-queued deliveries whose job was lost" in d.stdout_path.read_text()
+    m = d.metrics()
+    assert any(ln.startswith("rampart_webhook_jobs_requeued_total") and
+               float(ln.split()[-1]) >= 1 for ln in m.splitlines()), m
