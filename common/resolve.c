@@ -6,16 +6,22 @@
 #include <event2/util.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
+
+struct resolve_req;
+LIST_HEAD(resolve_list, resolve_req);
 
 struct resolver {
 	struct evdns_base *dns;
+	struct resolve_list live; /* lookups whose callback has not run yet */
 };
 
 /* A lookup. evdns owns the request until its callback runs (even after a
  * cancel, the callback runs later with EVUTIL_EAI_CANCEL), so this context
  * lives until then and is freed there. */
 struct resolve_req {
+	LIST_ENTRY(resolve_req) link;
 	resolve_cb cb;
 	void *arg;
 	struct evdns_getaddrinfo_request *req;
@@ -33,6 +39,7 @@ struct resolver *resolver_new(struct event_base *base)
 	struct resolver *r = calloc(1, sizeof(*r));
 	if (!r)
 		return NULL;
+	LIST_INIT(&r->live);
 	r->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
 					      EVDNS_BASE_DISABLE_WHEN_INACTIVE);
 	if (!r->dns) {
@@ -42,11 +49,29 @@ struct resolver *resolver_new(struct event_base *base)
 	return r;
 }
 
+size_t resolver_pending(const struct resolver *r)
+{
+	size_t n = 0;
+	const struct resolve_req *q;
+	if (r)
+		LIST_FOREACH(q, &r->live, link)
+	n++;
+	return n;
+}
+
 void resolver_free(struct resolver *r)
 {
 	if (!r)
 		return;
 	evdns_base_free(r->dns, 1);
+	/* evdns does not run the callback of every lookup it drops (one that
+	 * was cancelled, or waits for its second address family, stays
+	 * silent): free what is left, callbacks are no longer expected. */
+	struct resolve_req *q;
+	while ((q = LIST_FIRST(&r->live))) {
+		LIST_REMOVE(q, link);
+		free(q);
+	}
 	free(r);
 }
 
@@ -76,6 +101,7 @@ static void on_result(int result, struct evutil_addrinfo *res, void *arg)
 	if (res)
 		evutil_freeaddrinfo(res);
 	q->done = true;
+	LIST_REMOVE(q, link);
 	if (!q->starting)
 		free(q);
 }
@@ -93,6 +119,7 @@ struct resolve_req *resolve_start(struct resolver *r, const char *host, resolve_
 	q->cb = cb;
 	q->arg = arg;
 	q->starting = true;
+	LIST_INSERT_HEAD(&r->live, q, link);
 	q->req = evdns_getaddrinfo(r->dns, host, NULL, &hints, on_result, q);
 	q->starting = false;
 	if (q->done) { /* answered synchronously */

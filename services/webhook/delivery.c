@@ -622,6 +622,16 @@ void delivery_release_waiting(struct webhook *w)
 	}
 }
 
+void delivery_cancel_lookups(struct webhook *w)
+{
+	struct delivery *d;
+	TAILQ_FOREACH(d, &w->deliveries, link)
+	if (d->rq) {
+		resolve_cancel(d->rq);
+		d->rq = NULL; /* its callback will not run; released at shutdown */
+	}
+}
+
 void delivery_shutdown(struct webhook *w)
 {
 	struct delivery *d;

@@ -106,6 +106,14 @@ static int webhook_init(struct webhook *w)
 static void webhook_free(struct webhook *w)
 {
 	w->closing = true;
+	w->draining = true;
+	/* evdns frees a cancelled lookup's state only from the loop: cancel
+	 * them while everything is still up, and let the loop deliver that. */
+	if (w->base && w->dns) {
+		delivery_cancel_lookups(w);
+		for (int i = 0; i < 10 && resolver_pending(w->dns) > 0; i++)
+			event_base_loop(w->base, EVLOOP_NONBLOCK);
+	}
 	jobd_free(w->daemon);
 	httpc_free(w->http);
 	pg_batcher_free(w->load_batch);

@@ -68,6 +68,9 @@ int delivery_init(struct webhook *w) __attribute__((warn_unused_result));
 void delivery_handle(void *webhook, struct job *job);
 /* SIGTERM: jobs still waiting for their endpoint's turn go back (released). */
 void delivery_release_waiting(struct webhook *w);
+/* Teardown, first: cancels the address lookups in progress (their
+ * deliveries are released by delivery_shutdown). */
+void delivery_cancel_lookups(struct webhook *w);
 /* Teardown, after httpc and the pool were freed: releases and frees what is
  * left (lookups in progress, waiting jobs). */
 void delivery_shutdown(struct webhook *w);

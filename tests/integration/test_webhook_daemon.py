@@ -176,8 +176,11 @@ def test_kill9_mid_batch_every_event_delivered(hooks, migrated):
     ids = [add_event(migrated) for _ in range(30)]
     assert wait_for(lambda: len(rcv.for_events(ids)) >= 4, 10, 0.05)
     d.kill9()
-    hooks.start({"JOB_CLAIM_IDLE_MS": "500", "WEBHOOK_ENDPOINT_CONCURRENCY": "8"},
-                name="restarted")
+    # Jobs the dead daemon had read are reclaimed (JOB_CLAIM_IDLE_MS); a relay
+    # pass it committed without getting its XADDs out is found by the stale
+    # pass (WEBHOOK_RELAY_STALE_SECONDS).
+    hooks.start({"JOB_CLAIM_IDLE_MS": "500", "WEBHOOK_ENDPOINT_CONCURRENCY": "8",
+                 "WEBHOOK_RELAY_STALE_SECONDS": "2"}, name="restarted")
     assert wait_for(lambda: {r["json"]["id"] for r in rcv.for_events(ids)} == set(ids), 40,
                     0.2), len({r["json"]["id"] for r in rcv.for_events(ids)})
     assert wait_for(lambda: migrated.psql(

@@ -4,6 +4,7 @@
 #define COMMON_RESOLVE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct event_base;
 struct resolver;
@@ -22,6 +23,12 @@ struct resolver *resolver_new(struct event_base *base);
 /* Frees the resolver; lookups still pending are cancelled (their callbacks
  * never run). Accepts NULL. */
 void resolver_free(struct resolver *r);
+
+/* Lookups whose callback has not run yet (cancelled ones included: evdns
+ * reports a cancellation from the loop, and frees its own state only then,
+ * so a daemon shutting down with lookups in flight cancels them and runs
+ * the loop until this is 0 before resolver_free). */
+size_t resolver_pending(const struct resolver *r);
 
 /* Resolves host to one address. cb runs exactly once unless cancelled, and
  * may run before this returns (hosts file, literal): then the result is
