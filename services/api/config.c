@@ -75,6 +75,7 @@ int api_config_load(struct api_config *c)
 		{"API_KEY_CACHE_SECONDS", 30, 0, 86400, &c->key_cache_seconds},
 		{"SHUTDOWN_GRACE_SECONDS", 10, 0, 3600, &c->grace_seconds},
 		{"FEE_TIMEOUT_MS", 12000, 100, 120000, &c->fee_timeout_ms},
+		{"MARKET_CACHE_TTL_SECONDS", 120, 1, 7 * 86400, &c->market_ttl_s},
 	};
 	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
 		if (cfg_int(ints[i].name, ints[i].def, ints[i].min, ints[i].max, &v))

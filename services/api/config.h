@@ -23,6 +23,7 @@ struct api_config {
 	int key_cache_seconds; /* API_KEY_CACHE_SECONDS: DB key lookups cached this long */
 	int grace_seconds;     /* SHUTDOWN_GRACE_SECONDS */
 	int fee_timeout_ms;    /* FEE_TIMEOUT_MS: POST /v1/fees/calculate waits this long */
+	int market_ttl_s;      /* MARKET_CACHE_TTL_SECONDS: an older snapshot is "cached" */
 };
 
 /* Reads and validates every variable. Returns 0, or -1 after printing

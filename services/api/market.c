@@ -162,13 +162,17 @@ static void snapshot_done(void *arg, redisReply *reply, const char *err)
 	if (!fresh)
 		return;
 	char source[16] = "";
-	int64_t as_of = 0;
+	int64_t as_of = 0, written = 0;
 	struct route_market route;
 	route_market_defaults(&route);
 	for (size_t i = 0; i + 1 < reply->elements; i += 2) {
 		const redisReply *k = reply->element[i], *v = reply->element[i + 1];
 		if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
 			continue;
+		if (strcmp(k->str, "snapshot.as_of") == 0) {
+			written = strtoll(v->str, NULL, 10);
+			continue;
+		}
 		if (strncmp(k->str, "fx.", 3) != 0) {
 			route_field(&route, k->str, v->str);
 			continue;
@@ -202,6 +206,12 @@ static void snapshot_done(void *arg, redisReply *reply, const char *err)
 	if (strcmp(source, "live") != 0 && strcmp(source, "cached") != 0 &&
 	    strcmp(source, "default") != 0)
 		snprintf(source, sizeof(source), "live"); /* absent or unknown */
+	/* A snapshot no fee engine has rewritten for MARKET_CACHE_TTL_SECONDS
+	 * (it does every MARKET_REFRESH_SECONDS): its rates are kept, but they
+	 * are nobody's live view any more. */
+	if (written > 0 && strcmp(source, "live") == 0 &&
+	    clock_wall_ms() / 1000 - written > l->app->cfg.market_ttl_s)
+		snprintf(source, sizeof(source), "cached");
 	pthread_mutex_lock(&m->mu);
 	memcpy(m->per_usd, fresh, m->n * sizeof(*fresh));
 	snprintf(m->source, sizeof(m->source), "%s", source);

@@ -250,6 +250,25 @@ def test_snapshot_pricing_exact(snap_api, frm, to, amount):
     check_pricing(q, rate)
 
 
+def test_stale_snapshot_is_cached_not_live(redis, start_api):
+    # The fee engine rewrites the snapshot every MARKET_REFRESH_SECONDS; one
+    # nobody rewrote for MARKET_CACHE_TTL_SECONDS keeps its rates, as cached.
+    prefix = f"itstale{uuid.uuid4().hex[:8]}"
+    old = str(int(time.time()) - 600)
+    redis.cli("HSET", f"{prefix}:market:snapshot", "fx.EUR", "0.5123", "fx.source", "live",
+              "fx.as_of", old, "snapshot.as_of", old)
+    a = start_api({"REDIS_PREFIX": prefix, "MARKET_CACHE_TTL_SECONDS": "300"})
+
+    def quote():
+        r = a.quote("USD", "EUR", 100000)
+        assert r.status == 201, r.body
+        return r.body["exchange_rate"], r.body["rate_source"]
+
+    assert wait_for(lambda: quote() == ("0.5123", "cached"), 5, 0.2), quote()
+    redis.cli("HSET", f"{prefix}:market:snapshot", "snapshot.as_of", str(int(time.time())))
+    assert wait_for(lambda: quote() == ("0.5123", "live"), 5, 0.2), quote()
+
+
 def test_snapshot_payout_overflow_is_400(snap_api):
     r = snap_api.quote("USD", "IDR", MAX_INT64)
     check_error(r, 400, "AMOUNT_TOO_LARGE", what=f"USD->IDR {MAX_INT64}")
