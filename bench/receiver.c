@@ -1,6 +1,7 @@
 /* receiver.c - a fast loopback webhook receiver for bench/webhooks.sh: answers
- * every POST with 204, and on SIGTERM prints how many deliveries arrived and
- * the latency from each event's created_at (in its JSON body) to receipt. */
+ * every POST with 204, and on SIGTERM prints how many deliveries arrived, the
+ * latency from each event's created_at (in its JSON body) to receipt, and the
+ * time from the first receipt to the last. */
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -14,6 +15,7 @@
 
 static long long *lat_ms;
 static size_t n;
+static long long first_us, last_us; /* CLOCK_MONOTONIC of the first and last receipt */
 
 static long long now_ms(void)
 {
@@ -47,8 +49,14 @@ static void on_req(struct evhttp_request *req, void *arg)
 	buf[len] = '\0';
 	const char *c = strstr(buf, "\"created_at\":\"");
 	long long t = c ? parse_ms(c + 14) : -1;
-	if (t > 0 && n < MAX_SAMPLES)
+	if (t > 0 && n < MAX_SAMPLES) {
+		struct timespec m;
+		clock_gettime(CLOCK_MONOTONIC, &m);
+		last_us = (long long)m.tv_sec * 1000000 + m.tv_nsec / 1000;
+		if (n == 0)
+			first_us = last_us;
 		lat_ms[n++] = now_ms() - t;
+	}
 	evhttp_send_reply(req, 204, "No Content", NULL);
 }
 
@@ -86,8 +94,9 @@ int main(int argc, char **argv)
 	evsignal_add(term, NULL);
 	event_base_dispatch(base);
 	qsort(lat_ms, n, sizeof(*lat_ms), cmp);
-	printf("received %zu p50_ms %lld p99_ms %lld max_ms %lld\n", n, n ? lat_ms[n / 2] : 0,
-	       n ? lat_ms[(size_t)((double)n * 0.99)] : 0, n ? lat_ms[n - 1] : 0);
+	printf("received %zu p50_ms %lld p99_ms %lld max_ms %lld span_us %lld\n", n,
+	       n ? lat_ms[n / 2] : 0, n ? lat_ms[(size_t)((double)n * 0.99)] : 0,
+	       n ? lat_ms[n - 1] : 0, last_us - first_us);
 	event_free(term);
 	evhttp_free(http);
 	event_base_free(base);

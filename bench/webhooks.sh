@@ -77,10 +77,13 @@ while [ "$(psql_ -tAc "SELECT count(*) FROM webhook_deliveries WHERE state = 'de
 done
 t2=$(date +%s.%N)
 stop_pid "$RECV_PID" receiver TERM
-read -r _ received _ p50 _ p99 _ max <"$TMP/receiver.out"
+read -r _ received _ p50 _ p99 _ max _ span_us <"$TMP/receiver.out"
 echo "   $N deliveries in $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}') s" \
 	"after their commit = $(awk -v a="$t0" -v b="$t1" -v n="$N" 'BEGIN {printf "%.0f", n / (b - a)}') deliveries/s" \
 	"(all recorded after $(awk -v a="$t0" -v b="$t2" 'BEGIN {printf "%.2f", b - a}') s)"
 echo "   receiver: $received requests; commit -> receipt p50 ${p50} ms, p99 ${p99} ms, max ${max} ms"
+echo "   drain rate, first receipt to last: $(awk -v n="$received" -v us="$span_us" \
+	'BEGIN {if (us > 0) printf "%.0f", (n - 1) * 1000000 / us; else print "n/a"}') deliveries/s" \
+	"(the queue's, without the relay's start)"
 echo "   deliveries/s vs the receiver's own capacity: $(awk -v a="$t0" -v b="$t1" -v n="$N" -v base="$BASE_RPS" \
 	'BEGIN {printf "%.2f", n / (b - a) / base}')"

@@ -43,7 +43,8 @@ enum dl_settle { SETTLE_ACK, SETTLE_RETRY, SETTLE_REQUEUE, SETTLE_DEAD, SETTLE_R
 struct wh_endpoint {
 	LIST_ENTRY(wh_endpoint) link;
 	char id[128];
-	int active; /* deliveries started (loading .. recording) */
+	int active;    /* deliveries started, up to their HTTP answer (the cap) */
+	int recording; /* deliveries past their HTTP answer, being recorded */
 	int nwaiting;
 	struct delivery_list waiting;
 };
@@ -55,8 +56,9 @@ struct delivery {
 	struct job *job; /* owned by the queue until settled */
 	struct wh_endpoint *ep;
 	enum dl_stage stage;
-	bool started; /* counted in ep->active */
-	bool busy;    /* requeued because its endpoint was saturated */
+	bool started;	/* counted in ep->active */
+	bool recording; /* counted in ep->recording */
+	bool busy;	/* requeued because its endpoint was saturated */
 	char event_id[128];
 	int attempt;
 	char *body, *url, *secret; /* malloc'ed */
@@ -149,7 +151,7 @@ static struct wh_endpoint *endpoint_get(struct webhook *w, const char *id)
 
 static void endpoint_maybe_free(struct wh_endpoint *ep)
 {
-	if (ep->active == 0 && ep->nwaiting == 0) {
+	if (ep->active == 0 && ep->nwaiting == 0 && ep->recording == 0) {
 		LIST_REMOVE(ep, link);
 		free(ep);
 	}
@@ -166,6 +168,32 @@ static void delivery_free(struct delivery *d)
 		OPENSSL_cleanse(d->secret, strlen(d->secret));
 	free(d->secret);
 	free(d);
+}
+
+/* Starts the endpoint's next waiting job if there is room. */
+static void start_waiting(struct webhook *w, struct wh_endpoint *ep)
+{
+	if (!w->draining && !w->closing && ep->active < w->cfg.endpoint_concurrency &&
+	    ep->nwaiting > 0) {
+		struct delivery *next = TAILQ_FIRST(&ep->waiting);
+		TAILQ_REMOVE(&ep->waiting, next, wait_link);
+		ep->nwaiting--;
+		begin(next);
+	}
+}
+
+/* The endpoint has answered (or failed to): its slot goes to the next
+ * waiting job while this attempt is recorded. The cap bounds requests in
+ * flight to the endpoint, not database writes. */
+static void slot_release(struct delivery *d)
+{
+	if (!d->started)
+		return;
+	d->started = false;
+	d->recording = true;
+	d->ep->active--;
+	d->ep->recording++;
+	start_waiting(d->w, d->ep);
 }
 
 /* Settles the job as d->settle says, frees d, and starts the endpoint's
@@ -208,15 +236,10 @@ static void finish(struct delivery *d)
 	}
 	if (d->started)
 		ep->active--;
+	if (d->recording)
+		ep->recording--;
 	delivery_free(d);
-	if (!w->draining && !w->closing && ep->active < w->cfg.endpoint_concurrency &&
-	    ep->nwaiting > 0) {
-		struct delivery *next = TAILQ_FIRST(&ep->waiting);
-		TAILQ_REMOVE(&ep->waiting, next, wait_link);
-		ep->nwaiting--;
-		begin(next);
-		return;
-	}
+	start_waiting(w, ep);
 	endpoint_maybe_free(ep);
 }
 
@@ -302,6 +325,7 @@ static void http_done(void *arg, const struct httpc_response *r)
 		settle(d, SETTLE_RELEASE);
 		return;
 	}
+	slot_release(d);
 	d->status = r->status;
 	d->latency_ms = r->latency_ms;
 	metric_observe_us(m_latency, (uint64_t)(r->latency_ms > 0 ? r->latency_ms : 0) * 1000u);

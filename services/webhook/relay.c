@@ -24,7 +24,11 @@
  * them), creates their deliveries and marks them published, in one
  * statement, hence one transaction. An endpoint gets the events of payments
  * made with its own API key (tenants never see each other's payments);
- * events without a payment go to every endpoint subscribed to them. */
+ * events without a payment go to every endpoint subscribed to them. The
+ * deliveries come back as inserted, not joined back to ev to sort them by
+ * seq: the planner, estimating one unpublished event, joined 500 x 500
+ * rows by nested loop (85% of the statement); deliveries run concurrently
+ * anyway. */
 static const char relay_sql[] =
 	"WITH ev AS (SELECT e.id, e.seq, e.type, p.api_key_id FROM events e"
 	"  LEFT JOIN payments p ON p.id = e.payment_id"
@@ -36,8 +40,7 @@ static const char relay_sql[] =
 	"   AND (ev.api_key_id IS NULL OR w.api_key_id = ev.api_key_id)"
 	"   AND (ev.type = ANY (w.events) OR '*' = ANY (w.events))"
 	"  ON CONFLICT DO NOTHING RETURNING event_id, endpoint_id)"
-	" SELECT ins.event_id, ins.endpoint_id, (SELECT count(*) FROM ev)"
-	" FROM ins JOIN ev ON ev.id = ins.event_id ORDER BY ev.seq";
+	" SELECT ins.event_id, ins.endpoint_id, (SELECT count(*) FROM ev) FROM ins";
 
 /* Deliveries created but never attempted for a stale window: their job was
  * lost. updated_at is bumped so each is re-queued once per window. */
