@@ -110,3 +110,11 @@ bool id_valid(const char *prefix, const char *s)
 	}
 	return s[UUID_LEN] == '\0';
 }
+
+uint64_t id_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}

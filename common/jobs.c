@@ -703,16 +703,14 @@ static void start_read(struct jobq *q)
 	size_t room = (size_t)q->max_inflight - q->inflight;
 	snprintf(count, sizeof(count), "%zu", room < (size_t)q->batch ? room : (size_t)q->batch);
 	snprintf(block, sizeof(block), "%d", q->block_ms);
-	const char *argv[] = {"XREADGROUP", "GROUP", q->group,	q->consumer, "COUNT", count,
-			      "BLOCK",	    block,   "STREAMS", q->stream,   ">",     NULL};
-	int argc = 11;
-	if (q->noack) { /* ... BLOCK ms NOACK STREAMS stream > */
-		argv[8] = "NOACK";
-		argv[9] = "STREAMS";
-		argv[10] = q->stream;
-		argv[11] = ">";
-		argc = 12;
-	}
+	const char *argv[12] = {"XREADGROUP", "GROUP", q->group, q->consumer,
+				"COUNT",      count,   "BLOCK",	 block};
+	int argc = 8;
+	if (q->noack)
+		argv[argc++] = "NOACK";
+	argv[argc++] = "STREAMS";
+	argv[argc++] = q->stream;
+	argv[argc++] = ">";
 	if (rds_command_argv(q->rd, read_cb, q, argc, argv, NULL,
 			     q->block_ms + q->command_timeout_ms) == 0)
 		q->reading = true;

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "common/ids.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -50,14 +51,6 @@ struct fees_loop {
 };
 
 static struct metric *m_timeouts, *m_dropped, *m_replies;
-
-static uint64_t id_hash(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h;
-}
 
 static struct fee_wait *wait_find(struct fees_loop *fl, const char *id)
 {

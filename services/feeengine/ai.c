@@ -24,6 +24,7 @@
 
 #include "common/clock.h"
 #include "common/httpc.h"
+#include "common/ids.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/utf8.h"
@@ -347,14 +348,6 @@ struct ai_cache {
 	struct metric *m_hit, *m_miss, *m_joined, *m_entries;
 };
 
-static uint64_t fnv1a(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h;
-}
-
 static void entry_free(struct ai_cache *c, struct ai_entry *e)
 {
 	LIST_REMOVE(e, bucket);
@@ -565,7 +558,7 @@ void ai_decide(struct feeengine *fe, const char *key, const struct route_request
 	}
 	int64_t now = clock_wall_ms();
 	cache_trim(c, now);
-	uint64_t h = fnv1a(key);
+	uint64_t h = id_hash(key);
 	struct ai_bucket *b = &c->buckets[h % AI_BUCKETS];
 	struct ai_entry *e;
 	LIST_FOREACH(e, b, bucket)

@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "common/clock.h"
+#include "common/ids.h"
 #include "common/jobs.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -130,9 +131,7 @@ static bool expire_due(const char *key)
 		uint64_t hash;
 		int64_t at_s;
 	} seen[256];
-	uint64_t h = 1469598103934665603ULL;
-	for (const char *p = key; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	uint64_t h = id_hash(key);
 	int64_t now = clock_wall_ms() / 1000;
 	size_t i = h % 256;
 	if (seen[i].hash == h && now - seen[i].at_s < 60)

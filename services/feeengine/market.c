@@ -92,10 +92,9 @@ static void set_defaults(struct source *s)
 }
 
 /* The reading in force: the last good one unless the source is on defaults. */
-static const struct source *in_force(const struct source *s, const void **val)
+static const void *in_force(const struct source *s)
 {
-	*val = s->state == STATE_DEFAULT ? (const void *)&s->def : (const void *)&s->good;
-	return s;
+	return s->state == STATE_DEFAULT ? (const void *)&s->def : (const void *)&s->good;
 }
 
 /* ---- the view the decisions use ------------------------------------------- */
@@ -105,7 +104,6 @@ static void build_view(struct feeengine *fe, int64_t now)
 	static struct market_view before;
 	struct market_view *v = &fe->view;
 	before = *v;
-	const void *val;
 	size_t n;
 	const struct currency *all = money_currencies(&n);
 
@@ -113,21 +111,19 @@ static void build_view(struct feeengine *fe, int64_t now)
 	for (int i = 0; i < SRC_COUNT; i++)
 		v->state[i] = fe->src[i].state;
 
-	in_force(&fe->src[SRC_FX], &val);
-	const struct src_fx *fx = val;
+	const struct src_fx *fx = in_force(&fe->src[SRC_FX]);
 	for (size_t i = 0; i < n && i < 32; i++)
 		v->fx_per_usd[i] = fx->per_usd[i] > 0 ? fx->per_usd[i] : all[i].per_usd;
 
-	in_force(&fe->src[SRC_PRICES], &val);
-	const struct src_prices *p = val, *pd = &fe->src[SRC_PRICES].def.prices;
+	const struct src_prices *p = in_force(&fe->src[SRC_PRICES]);
+	const struct src_prices *pd = &fe->src[SRC_PRICES].def.prices;
 	int64_t eth = p->eth_usd_micros > 0 ? p->eth_usd_micros : pd->eth_usd_micros;
 	int64_t sol = p->sol_usd_micros > 0 ? p->sol_usd_micros : pd->sol_usd_micros;
 	int64_t pol = p->pol_usd_micros > 0 ? p->pol_usd_micros : pd->pol_usd_micros;
 
 	for (int c = 0; c < CHAIN_COUNT; c++) {
 		struct route_chain_market *cm = &v->route.chain[c];
-		in_force(&fe->src[chain_gas[c]], &val);
-		const struct src_gas *g = val;
+		const struct src_gas *g = in_force(&fe->src[chain_gas[c]]);
 		memset(cm, 0, sizeof(*cm));
 		cm->gas_standard = g->standard;
 		cm->gas_fast = g->fast >= g->standard ? g->fast : g->standard;
@@ -147,8 +143,7 @@ static void build_view(struct feeengine *fe, int64_t now)
 					 chain_ceiling[c] / GWEI);
 		}
 	}
-	in_force(&fe->src[SRC_CIRCLE], &val);
-	const struct src_status *st = val;
+	const struct src_status *st = in_force(&fe->src[SRC_CIRCLE]);
 	v->route.provider = (enum route_status)st->indicator;
 	v->route.provider_name = "circle";
 	snprintf(v->circle_description, sizeof(v->circle_description), "%s", st->description);
@@ -268,9 +263,7 @@ static void snapshot_write(struct feeengine *fe)
 	}
 	snap_meta(&s, &fe->src[SRC_FX]);
 
-	const void *pv;
-	in_force(&fe->src[SRC_PRICES], &pv);
-	const struct src_prices *p = pv;
+	const struct src_prices *p = in_force(&fe->src[SRC_PRICES]);
 	snap_fixed(&s, "price.ETH", v->route.chain[CHAIN_ETHEREUM].native_usd_micros, 6);
 	snap_fixed(&s, "price.SOL", v->route.chain[CHAIN_SOLANA].native_usd_micros, 6);
 	snap_fixed(&s, "price.POL", v->route.chain[CHAIN_POLYGON].native_usd_micros, 6);
