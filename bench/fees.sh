@@ -69,17 +69,6 @@ probe() { # $1: expected source
 	case "$out" in *"\"source\":\"$1\""*) ;; *) die "probe: want source $1, got: $out" ;; esac
 }
 
-wrk_pct() {
-	awk -v pct="$2" '$1 == pct {
-		v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v)
-		if (u == "us") v /= 1000; else if (u == "s") v *= 1000; else if (u == "m") v *= 60000
-		printf "%.2f", v }' "$1"
-}
-wrk_rps() { awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$1"; }
-wrk_errors() {
-	awk '/Non-2xx or 3xx responses:/ {n += $NF} /Socket errors:/ {
-		for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) n += $i + 0 } END {print n + 0}' "$1"
-}
 
 ERRORS=0
 # run LABEL PATH CONNS DELAY_MS AMOUNTS: one wrk run; sets RPS P50 P99.
@@ -108,7 +97,6 @@ paced_delay() {
 		'BEGIN {d = int(c * 1000 / t - l + 0.5); if (d < 1) d = 1; print d}'
 }
 
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 # Rounds: the machine's speed drifts from minute to minute, so every figure is
 # measured once per round and the medians are reported.
 declare -A R
@@ -149,11 +137,11 @@ base_rps=$(m base_rps) base_p99=$(m base_p99) base_paced_rps=$(m base_paced_rps)
 det_rps=$(m det_rps) det_p99=$(m det_p99) det_paced_rps=$(m det_paced_rps) det_paced_p99=$(m det_paced_p99)
 ai_rps=$(m ai_rps) ai_p99=$(m ai_p99) ai_paced_rps=$(m ai_paced_rps) ai_paced_p99=$(m ai_paced_p99)
 printf '   %-46s %10s %8s %10s\n' "" "req/s" "p99 ms" "vs healthz"
-printf '   %-46s %10s %8s %10s\n' "GET /healthz (static baseline, c=$CONNS)" "$base_rps" "$base_p99" "1.00"
-printf '   %-46s %10s %8s %10s\n' "GET /healthz, paced (~$RATE/s)" "$base_paced_rps" "$base_paced_p99" ""
-printf '   %-46s %10s %8s %10s\n' "fees, deterministic, peak (c=$CONNS)" "$det_rps" "$det_p99" "$(ratio "$det_rps" "$base_rps")"
-printf '   %-46s %10s %8s %10s\n' "fees, deterministic, paced (~$RATE/s)" "$det_paced_rps" "$det_paced_p99" ""
-printf '   %-46s %10s %8s %10s\n' "fees, AI cached, peak (c=$CONNS)" "$ai_rps" "$ai_p99" "$(ratio "$ai_rps" "$base_rps")"
-printf '   %-46s %10s %8s %10s\n' "fees, AI cached, paced (~$RATE/s)" "$ai_paced_rps" "$ai_paced_p99" ""
+printf '   %-46s %10.0f %8s %10s\n' "GET /healthz (static baseline, c=$CONNS)" "$base_rps" "$base_p99" "1.00"
+printf '   %-46s %10.0f %8s %10s\n' "GET /healthz, paced (~$RATE/s)" "$base_paced_rps" "$base_paced_p99" ""
+printf '   %-46s %10.0f %8s %10s\n' "fees, deterministic, peak (c=$CONNS)" "$det_rps" "$det_p99" "$(ratio "$det_rps" "$base_rps")"
+printf '   %-46s %10.0f %8s %10s\n' "fees, deterministic, paced (~$RATE/s)" "$det_paced_rps" "$det_paced_p99" ""
+printf '   %-46s %10.0f %8s %10s\n' "fees, AI cached, peak (c=$CONNS)" "$ai_rps" "$ai_p99" "$(ratio "$ai_rps" "$base_rps")"
+printf '   %-46s %10.0f %8s %10s\n' "fees, AI cached, paced (~$RATE/s)" "$ai_paced_rps" "$ai_paced_p99" ""
 echo "   target: p99 < 5 ms at ~$RATE req/s; non-2xx or socket errors: $ERRORS"
 [ "$ERRORS" -eq 0 ] || die "errors under load (see $TMP/api.log, $TMP/feeengine.log)"

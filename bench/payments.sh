@@ -41,12 +41,6 @@ setsid env API_LISTEN="127.0.0.1:$API_PORT" API_KEYS="$KEY" LOG_LEVEL=warn \
 remember_pid "$!" rampart-api TERM
 wait_http_200 "http://127.0.0.1:$API_PORT/readyz" 30 "$!"
 
-wrk_rps() { awk '/^Requests\/sec:/ {print $2}' "$1"; }
-wrk_p99() {
-	awk '$1 == "99%" { v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v)
-		if (u == "us") v /= 1000; else if (u == "s") v *= 1000; printf "%.2f", v }' "$1"
-}
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 pgbench_cmd=("$PGBIN/pgbench" -n -M prepared -c "$CONNS" -j "$THREADS" -T "$SECS" -l
 	-f "$RAMPART_ROOT/bench/pgbench_payment.sql" -h 127.0.0.1 -p "$PG_PORT" -U rampart rampart)
 pg_all=() pg_p99_all=() api_all=() api_p99_all=()
@@ -72,7 +66,7 @@ for round in $(seq 1 "$ROUNDS"); do
 		die "the api answered errors (quotes used up? raise BENCH_QUOTES_PER_ROUND)"
 	fi
 	api_all+=("$(wrk_rps "$TMP/wrk.out")")
-	api_p99_all+=("$(wrk_p99 "$TMP/wrk.out")")
+	api_p99_all+=("$(wrk_pct "$TMP/wrk.out" 99%)")
 done
 pg_tps=$(median "${pg_all[@]}")
 api_rps=$(median "${api_all[@]}")

@@ -42,19 +42,6 @@ code=$(curl -s -o "$TMP/probe.json" -w '%{http_code}' -X POST "$URL" -H "Authori
 	-H 'Content-Type: application/json' -d '{"from_currency":"USD","to_currency":"EUR","amount":100000}')
 [ "$code" = 201 ] || die "probe POST /v1/quotes answered $code: $(cat "$TMP/probe.json")"
 
-# wrk_pct FILE PCT: a line of wrk --latency's distribution ("50%", "99%"), in ms.
-wrk_pct() {
-	awk -v pct="$2" '$1 == pct {
-		v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v)
-		if (u == "us") v /= 1000; else if (u == "s") v *= 1000; else if (u == "m") v *= 60000
-		printf "%.2f", v }' "$1"
-}
-wrk_rps() { awk '/^Requests\/sec:/ {print $2}' "$1"; }
-wrk_errors() {
-	awk '/Non-2xx or 3xx responses:/ {n += $NF} /Socket errors:/ {
-		for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) n += $i + 0 } END {print n + 0}' "$1"
-}
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 
 # ---- pgbench, the api at full speed, the api at half speed: alternating rounds ------------------------------
 # This machine's throughput drifts by tens of percent from minute to minute
