@@ -3,8 +3,9 @@
  * the event (Standard Webhooks, SPEC 8), record the attempt, then settle the
  * job: delivered, endpoint disabled (410), retried on the schedule through
  * the delayed set, or dead-lettered. Each endpoint has at most
- * WEBHOOK_ENDPOINT_CONCURRENCY attempts in flight; its other jobs wait in a
- * small queue of its own, so a slow or dead endpoint never delays others. */
+ * WEBHOOK_ENDPOINT_CONCURRENCY requests in flight; its other deliveries,
+ * loaded and ready, wait in a bounded queue of its own, so a slow or dead
+ * endpoint never delays others. */
 #include <curl/curl.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
@@ -22,17 +23,18 @@
 #include "common/sign.h"
 #include "webhook.h"
 
-#define REQUEUE_MS   250  /* delay of a requeued job (DB down), plus jitter as much */
-#define BUSY_MS	     50	  /* delay of a job requeued because its endpoint is saturated */
-#define MAX_RESPONSE 1024 /* response body bytes read; the rest is dropped */
+#define REQUEUE_MS   250   /* delay of a requeued job (DB down), plus jitter as much */
+#define DEFER_MIN_MS 20	   /* a job deferred because its endpoint is saturated ... */
+#define DEFER_MAX_MS 60000 /* ... stays away its backlog's drain time, within these */
+#define MAX_RESPONSE 1024  /* response body bytes read; the rest is dropped */
 #define MAX_ATTEMPT  100000
 
 /* Where a delivery is. One writer: dl_stage_set. */
 enum dl_stage {
-	DL_WAITING,    /* in its endpoint's queue, not started */
 	DL_LOADING,    /* event/endpoint/delivery query in flight */
 	DL_CANCELLING, /* marking the delivery cancelled (endpoint gone) */
 	DL_RESOLVING,  /* host lookup in flight */
+	DL_WAITING,    /* ready, in its endpoint's queue for a slot */
 	DL_SENDING,    /* HTTP request in flight */
 	DL_RECORDING,  /* attempt row being written */
 };
@@ -43,9 +45,12 @@ enum dl_settle { SETTLE_ACK, SETTLE_RETRY, SETTLE_REQUEUE, SETTLE_DEAD, SETTLE_R
 struct wh_endpoint {
 	LIST_ENTRY(wh_endpoint) link;
 	char id[128];
-	int active;    /* deliveries started, up to their HTTP answer (the cap) */
-	int recording; /* deliveries past their HTTP answer, being recorded */
-	int nwaiting;
+	int preparing;	      /* loading, cancelling or resolving */
+	int nwaiting;	      /* ready, waiting for a slot */
+	int active;	      /* HTTP requests in flight: the slots (the cap) */
+	int recording;	      /* past their HTTP answer, being recorded */
+	long answer_ms;	      /* its answer time, moving average */
+	uint64_t answered_us; /* its last answer, or the first request (monotonic) */
 	struct delivery_list waiting;
 };
 
@@ -56,15 +61,18 @@ struct delivery {
 	struct job *job; /* owned by the queue until settled */
 	struct wh_endpoint *ep;
 	enum dl_stage stage;
-	bool started;	/* counted in ep->active */
+	bool preparing; /* counted in ep->preparing */
+	bool started;	/* holds a slot: counted in ep->active */
 	bool recording; /* counted in ep->recording */
-	bool busy;	/* requeued because its endpoint was saturated */
+	bool busy;	/* deferred because its endpoint was saturated ... */
+	long defer_ms;	/* ... for this long (plus jitter) */
 	char event_id[128];
 	int attempt;
 	char *body, *url, *secret; /* malloc'ed */
 	size_t body_len;
 	char host[256];
 	long port;
+	char addr[64]; /* the checked address the request goes to */
 	struct resolve_req *rq;
 	/* The attempt's outcome. */
 	long status;
@@ -76,7 +84,8 @@ struct delivery {
 	uint64_t due_ms; /* SETTLE_RETRY */
 };
 
-static struct metric *m_delivered, *m_failed, *m_retried, *m_dead, *m_cancelled, *m_latency;
+static struct metric *m_delivered, *m_failed, *m_retried, *m_dead, *m_cancelled, *m_latency,
+	*m_deferred;
 
 /* The delivery, event and endpoint of every job that starts in the same
  * loop iteration, in one statement: one row per (event, endpoint) in input
@@ -120,8 +129,8 @@ static const char cancel_sql[] =
 	"UPDATE webhook_deliveries SET state = 'cancelled', updated_at = clock_timestamp()"
 	" WHERE event_id = $1 AND endpoint_id = $2 AND state = 'pending'";
 
-static const char *const stage_names[] = {"waiting",   "loading", "cancelling",
-					  "resolving", "sending", "recording"};
+static const char *const stage_names[] = {"loading", "cancelling", "resolving",
+					  "waiting", "sending",	   "recording"};
 
 static void dl_stage_set(struct delivery *d, enum dl_stage to)
 {
@@ -151,13 +160,14 @@ static struct wh_endpoint *endpoint_get(struct webhook *w, const char *id)
 
 static void endpoint_maybe_free(struct wh_endpoint *ep)
 {
-	if (ep->active == 0 && ep->nwaiting == 0 && ep->recording == 0) {
+	if (ep->preparing == 0 && ep->nwaiting == 0 && ep->active == 0 && ep->recording == 0) {
 		LIST_REMOVE(ep, link);
 		free(ep);
 	}
 }
 
-static void begin(struct delivery *d);
+static void send_attempt(struct delivery *d);
+static void settle(struct delivery *d, enum dl_settle how);
 
 static void delivery_free(struct delivery *d)
 {
@@ -170,21 +180,46 @@ static void delivery_free(struct delivery *d)
 	free(d);
 }
 
-/* Starts the endpoint's next waiting job if there is room. */
-static void start_waiting(struct webhook *w, struct wh_endpoint *ep)
+static void prepared(struct delivery *d)
 {
-	if (!w->draining && !w->closing && ep->active < w->cfg.endpoint_concurrency &&
-	    ep->nwaiting > 0) {
-		struct delivery *next = TAILQ_FIRST(&ep->waiting);
-		TAILQ_REMOVE(&ep->waiting, next, wait_link);
-		ep->nwaiting--;
-		begin(next);
+	if (d->preparing) {
+		d->preparing = false;
+		d->ep->preparing--;
 	}
 }
 
+/* Sends the endpoint's waiting deliveries while it has free slots (one that
+ * cannot be sent is settled without taking one). */
+static void start_waiting(struct webhook *w, struct wh_endpoint *ep)
+{
+	while (!w->draining && !w->closing && ep->active < w->cfg.endpoint_concurrency &&
+	       ep->nwaiting > 0) {
+		struct delivery *next = TAILQ_FIRST(&ep->waiting);
+		TAILQ_REMOVE(&ep->waiting, next, wait_link);
+		ep->nwaiting--;
+		send_attempt(next);
+	}
+}
+
+/* A delivery is loaded and its address checked: it takes one of its
+ * endpoint's slots, or waits in line for one. The slots bound requests in
+ * flight to the endpoint, not database reads and writes around them. */
+static void ready(struct delivery *d)
+{
+	struct wh_endpoint *ep = d->ep;
+	prepared(d);
+	if (d->w->draining) { /* SIGTERM: not sent, handed back */
+		settle(d, SETTLE_RELEASE);
+		return;
+	}
+	dl_stage_set(d, DL_WAITING);
+	TAILQ_INSERT_TAIL(&ep->waiting, d, wait_link);
+	ep->nwaiting++;
+	start_waiting(d->w, ep);
+}
+
 /* The endpoint has answered (or failed to): its slot goes to the next
- * waiting job while this attempt is recorded. The cap bounds requests in
- * flight to the endpoint, not database writes. */
+ * waiting delivery while this attempt is recorded. */
 static void slot_release(struct delivery *d)
 {
 	if (!d->started)
@@ -217,10 +252,9 @@ static void finish(struct delivery *d)
 			 d->settle == SETTLE_RETRY ? d->attempt + 1 : d->attempt);
 		struct job_field f[] = {
 			{"event_id", d->event_id}, {"endpoint_id", ep->id}, {"attempt", attempt}};
-		/* Saturated endpoint: back soon, its waiting line drains in
-		 * tens of ms when it is fast (and the line caps the cost when
-		 * it is slow). Anything else: give the trouble time. */
-		int base = d->busy ? BUSY_MS : REQUEUE_MS;
+		/* Saturated endpoint: back when its backlog has drained.
+		 * Anything else: give the trouble time. */
+		long base = d->busy ? d->defer_ms : REQUEUE_MS;
 		uint64_t due = d->settle == SETTLE_RETRY ? d->due_ms
 							 : (uint64_t)clock_wall_ms() +
 								   (uint64_t)(base + rand() % base);
@@ -234,6 +268,7 @@ static void finish(struct delivery *d)
 		jobq_release(w->jobs, job);
 		break;
 	}
+	prepared(d);
 	if (d->started)
 		ep->active--;
 	if (d->recording)
@@ -326,6 +361,10 @@ static void http_done(void *arg, const struct httpc_response *r)
 		return;
 	}
 	slot_release(d);
+	struct wh_endpoint *ep = d->ep;
+	long ms = r->latency_ms > 0 ? r->latency_ms : 0;
+	ep->answer_ms = ep->answer_ms > 0 ? (ep->answer_ms * 7 + ms) / 8 : ms;
+	ep->answered_us = clock_mono_us();
 	d->status = r->status;
 	d->latency_ms = r->latency_ms;
 	metric_observe_us(m_latency, (uint64_t)(r->latency_ms > 0 ? r->latency_ms : 0) * 1000u);
@@ -360,9 +399,10 @@ static void http_done(void *arg, const struct httpc_response *r)
 	}
 }
 
-static void send_attempt(struct delivery *d, const char *addr)
+static void send_attempt(struct delivery *d)
 {
 	struct webhook *w = d->w;
+	const char *addr = d->addr;
 	char sig[SIGN_WEBHOOK_MAX], h_id[160], h_ts[48], h_sig[SIGN_WEBHOOK_MAX + 32], pin[400];
 	long long now = (long long)(clock_wall_ms() / 1000);
 
@@ -403,6 +443,10 @@ static void send_attempt(struct delivery *d, const char *addr)
 		failed_attempt(d, -1);
 		return;
 	}
+	d->started = true; /* its slot, until the answer */
+	if (d->ep->answered_us == 0)
+		d->ep->answered_us = clock_mono_us();
+	d->ep->active++;
 	w->sending++;
 }
 
@@ -433,7 +477,8 @@ static void resolved(void *arg, const char *addr, const char *err)
 		record(d);
 		return;
 	}
-	send_attempt(d, addr);
+	snprintf(d->addr, sizeof(d->addr), "%s", addr);
+	ready(d);
 }
 
 /* Splits the endpoint URL into host and port. Returns 0 or -1 (d->error set). */
@@ -570,8 +615,8 @@ static void begin(struct delivery *d)
 {
 	struct webhook *w = d->w;
 	const char *params[] = {d->event_id, d->ep->id};
-	d->started = true;
-	d->ep->active++;
+	d->preparing = true;
+	d->ep->preparing++;
 	dl_stage_set(d, DL_LOADING);
 	if (pg_batcher_add(w->load_batch, params, load_done, d) != 0)
 		settle(d, SETTLE_REQUEUE);
@@ -579,8 +624,26 @@ static void begin(struct delivery *d)
 
 /* ---- the job handler ---------------------------------------------------------- */
 
-/* A job {event_id, endpoint_id, attempt}: starts it, or queues it behind its
- * endpoint's deliveries in flight. */
+/* How long a job for a saturated endpoint stays away: about the time the
+ * endpoint's backlog takes to drain at the pace it answers (its average
+ * answer time, or the time since its last answer if that is longer), so a
+ * fast endpoint's jobs are back in tens of ms and a dead one's are not read
+ * again and again while it times out. */
+static long defer_ms(const struct webhook *w, const struct wh_endpoint *ep)
+{
+	long long per = ep->answer_ms;
+	if (ep->active > 0 && ep->answered_us > 0) {
+		long long quiet = (long long)((clock_mono_us() - ep->answered_us) / 1000);
+		if (quiet > per)
+			per = quiet;
+	}
+	long long ms =
+		(long long)(ep->preparing + ep->nwaiting) * per / w->cfg.endpoint_concurrency;
+	return ms < DEFER_MIN_MS ? DEFER_MIN_MS : ms > DEFER_MAX_MS ? DEFER_MAX_MS : (long)ms;
+}
+
+/* A job {event_id, endpoint_id, attempt}: starts loading it, unless its
+ * endpoint already has too many deliveries waiting. */
 void delivery_handle(void *arg, struct job *job)
 {
 	struct webhook *w = arg;
@@ -615,17 +678,15 @@ void delivery_handle(void *arg, struct job *job)
 	d->latency_ms = -1;
 	snprintf(d->event_id, sizeof(d->event_id), "%s", event_id);
 	TAILQ_INSERT_TAIL(&w->deliveries, d, link);
-	if (ep->active < w->cfg.endpoint_concurrency) {
+	/* One endpoint may hold up to half the daemon's in-flight jobs before
+	 * its slots (loading or waiting for one); beyond, its jobs are
+	 * requeued, so the other half stays free for the other endpoints. */
+	if (ep->preparing + ep->nwaiting < (w->cfg.concurrency + 1) / 2) {
 		begin(d);
-	} else if (ep->nwaiting < w->cfg.concurrency / 2) {
-		/* One endpoint may hold up to half the daemon's in-flight jobs
-		 * waiting for its cap; beyond, jobs are requeued, so the other
-		 * half stays free for the other endpoints. */
-		d->stage = DL_WAITING;
-		TAILQ_INSERT_TAIL(&ep->waiting, d, wait_link);
-		ep->nwaiting++;
 	} else {
 		d->busy = true;
+		d->defer_ms = defer_ms(w, ep);
+		metric_inc(m_deferred);
 		settle(d, SETTLE_REQUEUE); /* this endpoint is saturated: come back later */
 	}
 }
@@ -684,6 +745,9 @@ int delivery_init(struct webhook *w)
 	m_dead = metrics_counter("rampart_webhook_deliveries_total", help, "outcome=\"dead\"");
 	m_cancelled =
 		metrics_counter("rampart_webhook_deliveries_total", help, "outcome=\"cancelled\"");
+	m_deferred = metrics_counter(
+		"rampart_webhook_jobs_deferred_total",
+		"Jobs put back for a while: their endpoint had too many waiting", "");
 	m_latency = metrics_histogram("rampart_webhook_latency_seconds",
 				      "Webhook request latency (each attempt)", "",
 				      metrics_latency_bounds, metrics_latency_nbounds);

@@ -75,7 +75,7 @@ static int webhook_init(struct webhook *w)
 			       .batch = 128,
 			       .max_inflight = c->concurrency,
 			       .claim_idle_ms = c->claim_idle_ms,
-			       .promote_ms = 100,
+			       .promote_ms = 50,
 			       .maxlen = 1000000,
 			       .command_timeout_ms = 5000};
 	if (!w->pg || !(w->jobs = jobq_new(&jo, delivery_handle, w)))

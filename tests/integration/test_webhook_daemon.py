@@ -169,6 +169,40 @@ def test_slow_endpoint_does_not_delay_others(hooks, migrated):
                                 for x in attempts(migrated, slow_ids[0], slow_ep)), 10, 0.1)
 
 
+def metric_sum(d, name):
+    return sum(float(ln.split()[-1]) for ln in d.metrics().splitlines()
+               if ln.startswith(name + "{") or ln.startswith(name + " "))
+
+
+def test_saturated_endpoint_backlog_is_deferred_not_spun(hooks, migrated):
+    # Half of WEBHOOK_CONCURRENCY (4) may wait for a dead endpoint's 2 slots;
+    # its other jobs are deferred for about the time its backlog takes to
+    # drain, which grows while it does not answer. A fixed 50-100 ms deferral
+    # read the same 30-odd jobs back ten times a second (1,017 promotions from
+    # the delayed set in these 3 s; now about 50).
+    dead = hooks.receiver(lambda n, h, b: (200, {}, 5))
+    fast = hooks.receiver()
+    dead_ep, _ = hooks.endpoint(dead.url)
+    _, d = hooks.start({"WEBHOOK_TIMEOUT_MS": "3000", "WEBHOOK_ENDPOINT_CONCURRENCY": "2",
+                        "WEBHOOK_CONCURRENCY": "8"})
+    ids = [add_event(migrated) for _ in range(40)]
+    assert wait_for(lambda: len(dead.requests) >= 2, 10, 0.05)
+    # Each deferral comes back through the delayed set (promoted).
+    t0, n0 = time.monotonic(), metric_sum(d, "rampart_jobs_promoted_total")
+    fast_ep, _ = hooks.endpoint(fast.url)
+    eid = add_event(migrated)
+    assert wait_for(lambda: fast.for_events([eid]), 5, 0.02)  # the others still get through
+    time.sleep(max(0.0, 3 - (time.monotonic() - t0)))
+    spun = metric_sum(d, "rampart_jobs_promoted_total") - n0
+    assert spun < 200, spun
+    assert metric_sum(d, "rampart_webhook_jobs_deferred_total") > 0
+    # Deferred, not dropped: the dead endpoint's timed-out attempts are retried.
+    assert wait_for(lambda: migrated.psql(
+        f"SELECT count(DISTINCT event_id) FROM webhook_attempts WHERE endpoint_id = '{dead_ep}'"
+    ) not in ("0", "1", "2", "3"), 15, 0.2)
+    assert all(delivery_state(migrated, e, dead_ep).startswith("pending") for e in ids[-3:])
+
+
 def test_kill9_mid_batch_every_event_delivered(hooks, migrated):
     rcv = hooks.receiver(lambda n, h, b: (200, {}, 0.3))
     ep, _ = hooks.endpoint(rcv.url)
