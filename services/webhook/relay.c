@@ -16,7 +16,8 @@
 #include "common/pg.h"
 #include "webhook.h"
 
-#define RELAY_BATCH    500
+#define RELAY_FIRST    50  /* events claimed by a pass after an idle one */
+#define RELAY_BATCH    500 /* ... doubling while passes come back full */
 #define RELAY_MAXLEN   1000000
 #define STALE_EVERY_MS 5000 /* the stale pass runs about this often */
 
@@ -56,6 +57,7 @@ static const char stale_sql[] =
 static struct metric *m_events, *m_queued, *m_requeued;
 static bool relay_busy, stale_busy;
 static unsigned ticks;
+static int batch_size = RELAY_FIRST;
 
 static void relay_batch(struct webhook *w);
 
@@ -99,10 +101,17 @@ static void relay_done(void *arg, const PGresult *res, const char *err)
 		metric_add(m_events, (uint64_t)events);
 		log_event(LOG_DEBUG, "events relayed", LF_I("deliveries", queued));
 	}
-	/* A full batch: more are probably waiting. Events matching no endpoint
-	 * return no row, so a full batch of those waits for the next tick. */
-	if (events >= RELAY_BATCH && !w->draining)
+	/* A full batch: more are probably waiting, so the next pass runs now
+	 * and takes twice as many. The first pass after a quiet spell is small,
+	 * so the first deliveries of a burst leave without waiting for a large
+	 * statement. Events matching no endpoint return no row, so a full
+	 * batch of those waits for the next tick. */
+	if (events >= batch_size && !w->draining) {
+		batch_size = batch_size * 2 < RELAY_BATCH ? batch_size * 2 : RELAY_BATCH;
 		relay_batch(w);
+	} else {
+		batch_size = RELAY_FIRST;
+	}
 }
 
 static void stale_done(void *arg, const PGresult *res, const char *err)
@@ -124,7 +133,7 @@ static void stale_done(void *arg, const PGresult *res, const char *err)
 static void relay_batch(struct webhook *w)
 {
 	char batch[16];
-	snprintf(batch, sizeof(batch), "%d", RELAY_BATCH);
+	snprintf(batch, sizeof(batch), "%d", batch_size);
 	const char *params[] = {batch};
 	if (pg_exec(w->pg, w->stmt_relay, params, relay_done, w) == 0)
 		relay_busy = true;
