@@ -97,6 +97,15 @@ int main(int argc, char **argv)
 	printf("received %zu p50_ms %lld p99_ms %lld max_ms %lld span_us %lld\n", n,
 	       n ? lat_ms[n / 2] : 0, n ? lat_ms[(size_t)((double)n * 0.99)] : 0,
 	       n ? lat_ms[n - 1] : 0, last_us - first_us);
+	/* Then the timeline: receipts per 10 ms of latency. */
+	for (size_t i = 0; i < n;) {
+		long long bucket = lat_ms[i] / 10, k = 0;
+		for (; i < n && lat_ms[i] / 10 == bucket; i++)
+			k++;
+		printf("%s%lld-%lld ms: %lld", i - (size_t)k == 0 ? "timeline " : ", ", bucket * 10,
+		       bucket * 10 + 9, k);
+	}
+	printf("\n");
 	event_free(term);
 	evhttp_free(http);
 	event_base_free(base);

@@ -69,6 +69,8 @@ while :; do
 	sleep 0.02
 done
 t1=$(date +%s.%N)
+deferred=$(curl -s "http://127.0.0.1:$ADMIN/metrics" |
+	awk '/^rampart_webhook_jobs_deferred_total/ {v = $2} END {print v + 0}')
 # ... and every attempt recorded in PostgreSQL.
 while [ "$(psql_ -tAc "SELECT count(*) FROM webhook_deliveries WHERE state = 'delivered'")" -lt "$N" ]; do
 	awk -v t0="$t0" -v now="$(date +%s.%N)" 'BEGIN {exit !(now - t0 > 120)}' &&
@@ -82,6 +84,8 @@ echo "   $N deliveries in $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b -
 	"after their commit = $(awk -v a="$t0" -v b="$t1" -v n="$N" 'BEGIN {printf "%.0f", n / (b - a)}') deliveries/s" \
 	"(all recorded after $(awk -v a="$t0" -v b="$t2" 'BEGIN {printf "%.2f", b - a}') s)"
 echo "   receiver: $received requests; commit -> receipt p50 ${p50} ms, p99 ${p99} ms, max ${max} ms"
+echo "   $(sed -n 2p "$TMP/receiver.out")"
+echo "   jobs deferred (their endpoint had too many waiting; back once its backlog drains): $deferred"
 echo "   drain rate, first receipt to last: $(awk -v n="$received" -v us="$span_us" \
 	'BEGIN {if (us > 0) printf "%.0f", (n - 1) * 1000000 / us; else print "n/a"}') deliveries/s" \
 	"(the queue's, without the relay's start)"
