@@ -1,7 +1,7 @@
 /* receiver.c - a fast loopback webhook receiver for bench/webhooks.sh: answers
- * every POST with 204, and on SIGTERM prints how many deliveries arrived, the
- * latency from each event's created_at (in its JSON body) to receipt, and the
- * time from the first receipt to the last. */
+ * every POST with 204 and notes the latency from the event's created_at (in
+ * its JSON body) to receipt; GET /stats reports them (count, p50, p99, max,
+ * first receipt to last, a timeline) and starts afresh. */
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -37,12 +37,46 @@ static long long parse_ms(const char *s)
 	return (long long)timegm(&tm) * 1000 + ms;
 }
 
+static int cmp(const void *a, const void *b)
+{
+	long long x = *(const long long *)a, y = *(const long long *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* GET /stats: what arrived since the last GET /stats, then starts afresh.
+ * First line: counts and latencies; second: receipts per 10 ms of latency. */
+static void stats(struct evhttp_request *req)
+{
+	struct evbuffer *out = evbuffer_new();
+	qsort(lat_ms, n, sizeof(*lat_ms), cmp);
+	evbuffer_add_printf(out, "received %zu p50_ms %lld p99_ms %lld max_ms %lld span_us %lld\n",
+			    n, n ? lat_ms[n / 2] : 0, n ? lat_ms[(size_t)((double)n * 0.99)] : 0,
+			    n ? lat_ms[n - 1] : 0, last_us - first_us);
+	evbuffer_add_printf(out, "timeline");
+	for (size_t i = 0; i < n;) {
+		long long bucket = lat_ms[i] / 10, k = 0;
+		for (; i < n && lat_ms[i] / 10 == bucket; i++)
+			k++;
+		evbuffer_add_printf(out, "%s %lld-%lld ms: %lld", i - (size_t)k == 0 ? "" : ",",
+				    bucket * 10, bucket * 10 + 9, k);
+	}
+	evbuffer_add_printf(out, "\n");
+	n = 0;
+	first_us = last_us = 0;
+	evhttp_send_reply(req, 200, "OK", out);
+	evbuffer_free(out);
+}
+
 static void on_req(struct evhttp_request *req, void *arg)
 {
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	size_t len = evbuffer_get_length(in);
 	char buf[4096];
 	(void)arg;
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_GET) {
+		stats(req);
+		return;
+	}
 	if (len >= sizeof(buf))
 		len = sizeof(buf) - 1;
 	evbuffer_copyout(in, buf, len);
@@ -58,12 +92,6 @@ static void on_req(struct evhttp_request *req, void *arg)
 		lat_ms[n++] = now_ms() - t;
 	}
 	evhttp_send_reply(req, 204, "No Content", NULL);
-}
-
-static int cmp(const void *a, const void *b)
-{
-	long long x = *(const long long *)a, y = *(const long long *)b;
-	return x < y ? -1 : x > y;
 }
 
 static void on_term(evutil_socket_t fd, short what, void *arg)
@@ -93,19 +121,6 @@ int main(int argc, char **argv)
 	struct event *term = evsignal_new(base, SIGTERM, on_term, base);
 	evsignal_add(term, NULL);
 	event_base_dispatch(base);
-	qsort(lat_ms, n, sizeof(*lat_ms), cmp);
-	printf("received %zu p50_ms %lld p99_ms %lld max_ms %lld span_us %lld\n", n,
-	       n ? lat_ms[n / 2] : 0, n ? lat_ms[(size_t)((double)n * 0.99)] : 0,
-	       n ? lat_ms[n - 1] : 0, last_us - first_us);
-	/* Then the timeline: receipts per 10 ms of latency. */
-	for (size_t i = 0; i < n;) {
-		long long bucket = lat_ms[i] / 10, k = 0;
-		for (; i < n && lat_ms[i] / 10 == bucket; i++)
-			k++;
-		printf("%s%lld-%lld ms: %lld", i - (size_t)k == 0 ? "timeline " : ", ", bucket * 10,
-		       bucket * 10 + 9, k);
-	}
-	printf("\n");
 	event_free(term);
 	evhttp_free(http);
 	event_base_free(base);

@@ -15,8 +15,7 @@ N=${BENCH_EVENTS:-1000}
 cc -std=c11 -D_GNU_SOURCE -O2 -o "$TMP/receiver" bench/receiver.c -levent
 RPORT=$(random_free_port)
 "$TMP/receiver" "$RPORT" >"$TMP/receiver.out" 2>&1 &
-RECV_PID=$!
-remember_pid "$RECV_PID" receiver TERM
+remember_pid "$!" receiver TERM
 
 psql_ -c "INSERT INTO webhook_endpoints (id, api_key_id, url, events, secret)
 	VALUES ('we_' || gen_random_uuid(), 'bench', 'http://127.0.0.1:$RPORT/hook', ARRAY['*'],
@@ -48,46 +47,55 @@ show "${cmd[@]}"
 setsid "${cmd[@]}" >"$TMP/webhook.log" 2>&1 &
 remember_pid "$!" rampart-webhook TERM
 wait_http_200 "http://127.0.0.1:$ADMIN/readyz" 30 "$!"
-# The clock starts when the events are committed: relay, queue, delivery.
-psql_ -c "INSERT INTO events (id, type, payment_id, data)
-	SELECT 'evt_' || gen_random_uuid(), 'payment.completed', NULL,
-	jsonb_build_object('id', 'pay_bench_' || n, 'status', 'COMPLETED')
-	FROM generate_series(1, $N) n;" >/dev/null
-t0=$(date +%s.%N)
-echo "== $N events committed (receiver on 127.0.0.1:$RPORT)"
-# Delivered = the receiver answered 2xx (the daemon's counter; polling its
-# /metrics costs next to nothing, unlike counting rows in PostgreSQL).
-delivered() {
-	curl -s "http://127.0.0.1:$ADMIN/metrics" |
-		awk '/^rampart_webhook_deliveries_total\{outcome="delivered"\}/ {v = $2} END {print v + 0}'
+# BENCH_ROUNDS (5) rounds, each waiting for the previous one to be recorded:
+# N events committed at once, the clock from that commit (relay, queue,
+# delivery) until the daemon has counted N more 2xx answers (polling its
+# /metrics costs next to nothing, unlike counting rows in PostgreSQL), then
+# until every attempt is recorded in PostgreSQL.
+ROUNDS=${BENCH_ROUNDS:-5}
+metric() {
+	curl -s "http://127.0.0.1:$ADMIN/metrics" | awk -v m="$1" 'index($0, m) == 1 {v = $2} END {print v + 0}'
 }
-while :; do
-	got=$(delivered)
-	[ "${got:-0}" -ge "$N" ] && break
-	awk -v t0="$t0" -v now="$(date +%s.%N)" 'BEGIN {exit !(now - t0 > 120)}' &&
-		die "only ${got:-0} of $N delivered within 120 s"
-	sleep 0.02
+since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN {printf "%.3f", b - a}'; }
+rates=() p50s=() p99s=() drains=() firsts=()
+for round in $(seq 1 "$ROUNDS"); do
+	base_delivered=$(metric 'rampart_webhook_deliveries_total{outcome="delivered"}')
+	base_deferred=$(metric rampart_webhook_jobs_deferred_total)
+	psql_ -c "INSERT INTO events (id, type, payment_id, data)
+		SELECT 'evt_' || gen_random_uuid(), 'payment.completed', NULL,
+		jsonb_build_object('id', 'pay_bench_' || n, 'status', 'COMPLETED')
+		FROM generate_series(1, $N) n;" >/dev/null
+	t0=$(date +%s.%N)
+	while :; do
+		got=$(($(metric 'rampart_webhook_deliveries_total{outcome="delivered"}') - base_delivered))
+		[ "$got" -ge "$N" ] && break
+		[ "$(since "$t0" | cut -d. -f1)" -lt 120 ] || die "only $got of $N delivered within 120 s"
+		sleep 0.01
+	done
+	t1=$(since "$t0")
+	while [ "$(psql_ -tAc "SELECT count(*) FROM webhook_deliveries WHERE state = 'delivered'")" \
+		-lt $((round * N)) ]; do
+		[ "$(since "$t0" | cut -d. -f1)" -lt 120 ] || die "deliveries not all recorded within 120 s"
+		sleep 0.05
+	done
+	t2=$(since "$t0")
+	curl -s "http://127.0.0.1:$RPORT/stats" >"$TMP/stats.$round"
+	read -r _ received _ p50 _ p99 _ max _ span_us <"$TMP/stats.$round"
+	[ "$received" -ge "$N" ] || die "the receiver got $received of $N deliveries"
+	rate=$(awk -v t="$t1" -v n="$N" 'BEGIN {printf "%.0f", n / t}')
+	drain=$(awk -v n="$received" -v us="$span_us" 'BEGIN {printf "%.0f", (us > 0 ? (n - 1) * 1000000 / us : 0)}')
+	first=$(awk -v max="$max" -v us="$span_us" 'BEGIN {printf "%.0f", max - us / 1000}')
+	rates+=("$rate") p50s+=("$p50") p99s+=("$p99") drains+=("$drain") firsts+=("$first")
+	echo "   round $round: $N delivered ${t1} s after their commit = $rate deliveries/s" \
+		"(recorded after $t2 s); commit -> receipt p50 $p50 ms, p99 $p99 ms, max $max ms;" \
+		"first receipt ~$first ms; drain $drain/s;" \
+		"deferred $(($(metric rampart_webhook_jobs_deferred_total) - base_deferred))"
+	[ "${BENCH_TIMELINE:-0}" = 1 ] && echo "     $(sed -n 2p "$TMP/stats.$round")"
 done
-t1=$(date +%s.%N)
-deferred=$(curl -s "http://127.0.0.1:$ADMIN/metrics" |
-	awk '/^rampart_webhook_jobs_deferred_total/ {v = $2} END {print v + 0}')
-# ... and every attempt recorded in PostgreSQL.
-while [ "$(psql_ -tAc "SELECT count(*) FROM webhook_deliveries WHERE state = 'delivered'")" -lt "$N" ]; do
-	awk -v t0="$t0" -v now="$(date +%s.%N)" 'BEGIN {exit !(now - t0 > 120)}' &&
-		die "deliveries not all recorded within 120 s"
-	sleep 0.05
-done
-t2=$(date +%s.%N)
-stop_pid "$RECV_PID" receiver TERM
-read -r _ received _ p50 _ p99 _ max _ span_us <"$TMP/receiver.out"
-echo "   $N deliveries in $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}') s" \
-	"after their commit = $(awk -v a="$t0" -v b="$t1" -v n="$N" 'BEGIN {printf "%.0f", n / (b - a)}') deliveries/s" \
-	"(all recorded after $(awk -v a="$t0" -v b="$t2" 'BEGIN {printf "%.2f", b - a}') s)"
-echo "   receiver: $received requests; commit -> receipt p50 ${p50} ms, p99 ${p99} ms, max ${max} ms"
-echo "   $(sed -n 2p "$TMP/receiver.out")"
-echo "   jobs deferred (their endpoint had too many waiting; back once its backlog drains): $deferred"
-echo "   drain rate, first receipt to last: $(awk -v n="$received" -v us="$span_us" \
-	'BEGIN {if (us > 0) printf "%.0f", (n - 1) * 1000000 / us; else print "n/a"}') deliveries/s" \
-	"(the queue's, without the relay's start)"
-echo "   deliveries/s vs the receiver's own capacity: $(awk -v a="$t0" -v b="$t1" -v n="$N" -v base="$BASE_RPS" \
-	'BEGIN {printf "%.2f", n / (b - a) / base}')"
+rate=$(median "${rates[@]}")
+echo "== $N events, median of $ROUNDS rounds: $rate deliveries/s from commit to receipt" \
+	"(min $(printf '%s\n' "${rates[@]}" | sort -n | head -1), max $(printf '%s\n' "${rates[@]}" | sort -n | tail -1));" \
+	"p50 $(median "${p50s[@]}") ms, p99 $(median "${p99s[@]}") ms; first receipt $(median "${firsts[@]}") ms;" \
+	"drain (first receipt to last) $(median "${drains[@]}")/s"
+echo "   deliveries/s vs the receiver's own capacity: $(awk -v r="$rate" -v base="$BASE_RPS" \
+	'BEGIN {printf "%.2f", r / base}')"
