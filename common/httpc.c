@@ -484,6 +484,12 @@ struct httpc *httpc_new(struct event_base *base, int max_conns, int max_host)
 		    CURLM_OK ||
 	    curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)max_host) != CURLM_OK)
 		goto fail;
+	/* Keep as many idle connections as may be open: curl's default cache
+	 * (4 per transfer in progress) shrinks as a burst ends and closes
+	 * connections the next burst must open again. */
+	if (max_conns > 0 &&
+	    curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)max_conns) != CURLM_OK)
+		goto fail;
 	c->m_ok = metrics_counter("rampart_httpc_requests_total",
 				  "Outgoing HTTP requests by outcome", "outcome=\"ok\"");
 	c->m_error = metrics_counter("rampart_httpc_requests_total",
