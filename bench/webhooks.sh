@@ -42,6 +42,7 @@ echo "== baseline: the receiver alone answers $BASE_RPS POST/s (wrk, 64 connecti
 ADMIN=$(random_free_port)
 cmd=(env REDIS_PREFIX=bench WEBHOOK_ALLOW_PRIVATE=1 LOG_LEVEL=warn
 	${BENCH_ENDPOINT_CONCURRENCY:+WEBHOOK_ENDPOINT_CONCURRENCY=$BENCH_ENDPOINT_CONCURRENCY}
+	${BENCH_RELAY_INTERVAL_MS:+WEBHOOK_RELAY_INTERVAL_MS=$BENCH_RELAY_INTERVAL_MS}
 	METRICS_LISTEN="127.0.0.1:$ADMIN" bin/rampart-webhook)
 show "${cmd[@]}"
 setsid "${cmd[@]}" >"$TMP/webhook.log" 2>&1 &

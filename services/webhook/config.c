@@ -28,7 +28,7 @@ int webhook_config_load(struct webhook_config *c)
 		{"JOB_CLAIM_IDLE_MS", 30000, 100, 86400000, &c->claim_idle_ms},
 		{"WEBHOOK_ENDPOINT_CONCURRENCY", 64, 1, 1000, &c->endpoint_concurrency},
 		{"WEBHOOK_CONCURRENCY", 1024, 1, 100000, &c->concurrency},
-		{"WEBHOOK_RELAY_INTERVAL_MS", 50, 10, 3600000, &c->relay_interval_ms},
+		{"WEBHOOK_RELAY_INTERVAL_MS", 20, 10, 3600000, &c->relay_interval_ms},
 		{"WEBHOOK_RELAY_STALE_SECONDS", 120, 1, 86400, &c->relay_stale_s},
 		{"DB_POOL_SIZE", 4, 1, 64, &c->db_pool_size},
 		{"DB_QUERY_TIMEOUT_MS", 5000, 10, 600000, &c->db_timeout_ms},

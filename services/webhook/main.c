@@ -54,7 +54,14 @@ static int webhook_init(struct webhook *w)
 	TAILQ_INIT(&w->deliveries);
 	LIST_INIT(&w->endpoints);
 
-	w->base = event_base_new();
+	/* libcurl changes a socket's interest several times per request; the
+	 * changelist folds each loop iteration's changes into one epoll_ctl. */
+	struct event_config *ecfg = event_config_new();
+	if (!ecfg)
+		return -1;
+	event_config_set_flag(ecfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	w->base = event_base_new_with_config(ecfg);
+	event_config_free(ecfg);
 	if (!w->base)
 		return -1;
 	struct pg_pool_opts po = {.conninfo = c->base.database_url,
