@@ -15,6 +15,7 @@
 
 #include "common/clock.h"
 #include "common/httpc.h"
+#include "common/ids.h"
 #include "common/jobs.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -23,11 +24,13 @@
 #include "common/sign.h"
 #include "webhook.h"
 
-#define REQUEUE_MS   250   /* delay of a requeued job (DB down), plus jitter as much */
-#define DEFER_MIN_MS 20	   /* a job deferred because its endpoint is saturated ... */
-#define DEFER_MAX_MS 60000 /* ... stays away its backlog's drain time, within these */
-#define MAX_RESPONSE 1024  /* response body bytes read; the rest is dropped */
-#define MAX_ATTEMPT  100000
+#define REQUEUE_MS    250	       /* delay of a requeued job (DB down), plus jitter as much */
+#define DEFER_MIN_MS  20	       /* a job deferred because its endpoint is saturated ... */
+#define DEFER_MAX_MS  60000	       /* ... stays away its backlog's drain time, within these */
+#define FAST_DRAIN_MS 100	       /* a backlog that drains this fast is never deferred */
+#define IDLE_KEEP_US  (60u * 1000000u) /* an idle endpoint's pace is kept this long */
+#define MAX_RESPONSE  1024	       /* response body bytes read; the rest is dropped */
+#define MAX_ATTEMPT   100000
 
 /* Where a delivery is. One writer: dl_stage_set. */
 enum dl_stage {
@@ -49,8 +52,10 @@ struct wh_endpoint {
 	int nwaiting;	      /* ready, waiting for a slot */
 	int active;	      /* HTTP requests in flight: the slots (the cap) */
 	int recording;	      /* past their HTTP answer, being recorded */
-	long answer_ms;	      /* its answer time, moving average */
-	uint64_t answered_us; /* its last answer, or the first request (monotonic) */
+	uint64_t answer_us;   /* its answer time, moving average; 0 = none yet */
+	uint64_t answered_us; /* its last answer, or the request that found none in
+				 flight, whichever is later (monotonic) */
+	uint64_t idle_us;     /* since when it has had no work; 0 = busy */
 	struct delivery_list waiting;
 };
 
@@ -61,11 +66,12 @@ struct delivery {
 	struct job *job; /* owned by the queue until settled */
 	struct wh_endpoint *ep;
 	enum dl_stage stage;
-	bool preparing; /* counted in ep->preparing */
-	bool started;	/* holds a slot: counted in ep->active */
-	bool recording; /* counted in ep->recording */
-	bool busy;	/* deferred because its endpoint was saturated ... */
-	long defer_ms;	/* ... for this long (plus jitter) */
+	bool preparing;	  /* counted in ep->preparing */
+	bool started;	  /* holds a slot: counted in ep->active */
+	bool recording;	  /* counted in ep->recording */
+	bool busy;	  /* deferred because its endpoint was saturated ... */
+	long defer_ms;	  /* ... for this long (plus jitter) */
+	uint64_t sent_us; /* when its request started (monotonic) */
 	char event_id[128];
 	int attempt;
 	char *body, *url, *secret; /* malloc'ed */
@@ -143,27 +149,48 @@ static void dl_stage_set(struct delivery *d, enum dl_stage to)
 
 /* ---- endpoints and their queues ------------------------------------------ */
 
+/* Frees the endpoints idle for IDLE_KEEP_US (all idle ones if all). */
+static void endpoints_sweep(struct webhook *w, bool all)
+{
+	uint64_t now = clock_mono_us();
+	for (int i = 0; i < WH_ENDPOINT_BUCKETS; i++) {
+		struct wh_endpoint *ep = LIST_FIRST(&w->endpoints[i]), *next;
+		for (; ep; ep = next) {
+			next = LIST_NEXT(ep, link);
+			if (ep->idle_us > 0 && (all || now - ep->idle_us > IDLE_KEEP_US)) {
+				LIST_REMOVE(ep, link);
+				free(ep);
+			}
+		}
+	}
+	w->endpoints_swept_us = now;
+}
+
 static struct wh_endpoint *endpoint_get(struct webhook *w, const char *id)
 {
+	struct wh_endpoint_list *bucket = &w->endpoints[id_hash(id) % WH_ENDPOINT_BUCKETS];
 	struct wh_endpoint *ep;
-	LIST_FOREACH(ep, &w->endpoints, link)
-	if (strcmp(ep->id, id) == 0)
+	if (clock_mono_us() - w->endpoints_swept_us > IDLE_KEEP_US / 4)
+		endpoints_sweep(w, false);
+	LIST_FOREACH(ep, bucket, link)
+	if (strcmp(ep->id, id) == 0) {
+		ep->idle_us = 0;
 		return ep;
+	}
 	ep = calloc(1, sizeof(*ep));
 	if (!ep)
 		return NULL;
 	snprintf(ep->id, sizeof(ep->id), "%s", id);
 	TAILQ_INIT(&ep->waiting);
-	LIST_INSERT_HEAD(&w->endpoints, ep, link);
+	LIST_INSERT_HEAD(bucket, ep, link);
 	return ep;
 }
 
-static void endpoint_maybe_free(struct wh_endpoint *ep)
+/* No work left: kept a while, so its next burst starts knowing its pace. */
+static void endpoint_maybe_idle(struct wh_endpoint *ep)
 {
-	if (ep->preparing == 0 && ep->nwaiting == 0 && ep->active == 0 && ep->recording == 0) {
-		LIST_REMOVE(ep, link);
-		free(ep);
-	}
+	if (ep->preparing == 0 && ep->nwaiting == 0 && ep->active == 0 && ep->recording == 0)
+		ep->idle_us = clock_mono_us();
 }
 
 static void send_attempt(struct delivery *d);
@@ -275,7 +302,7 @@ static void finish(struct delivery *d)
 		ep->recording--;
 	delivery_free(d);
 	start_waiting(w, ep);
-	endpoint_maybe_free(ep);
+	endpoint_maybe_idle(ep);
 }
 
 static void settle(struct delivery *d, enum dl_settle how)
@@ -362,9 +389,9 @@ static void http_done(void *arg, const struct httpc_response *r)
 	}
 	slot_release(d);
 	struct wh_endpoint *ep = d->ep;
-	long ms = r->latency_ms > 0 ? r->latency_ms : 0;
-	ep->answer_ms = ep->answer_ms > 0 ? (ep->answer_ms * 7 + ms) / 8 : ms;
-	ep->answered_us = clock_mono_us();
+	uint64_t now = clock_mono_us(), took = now > d->sent_us ? now - d->sent_us : 1;
+	ep->answer_us = ep->answer_us > 0 ? (ep->answer_us * 7 + took) / 8 : took;
+	ep->answered_us = now;
 	d->status = r->status;
 	d->latency_ms = r->latency_ms;
 	metric_observe_us(m_latency, (uint64_t)(r->latency_ms > 0 ? r->latency_ms : 0) * 1000u);
@@ -444,8 +471,9 @@ static void send_attempt(struct delivery *d)
 		return;
 	}
 	d->started = true; /* its slot, until the answer */
-	if (d->ep->answered_us == 0)
-		d->ep->answered_us = clock_mono_us();
+	d->sent_us = clock_mono_us();
+	if (d->ep->active == 0) /* waiting for it starts now */
+		d->ep->answered_us = d->sent_us;
 	d->ep->active++;
 	w->sending++;
 }
@@ -624,21 +652,30 @@ static void begin(struct delivery *d)
 
 /* ---- the job handler ---------------------------------------------------------- */
 
-/* How long a job for a saturated endpoint stays away: about the time the
- * endpoint's backlog takes to drain at the pace it answers (its average
- * answer time, or the time since its last answer if that is longer), so a
- * fast endpoint's jobs are back in tens of ms and a dead one's are not read
- * again and again while it times out. */
+/* About how long the endpoint's backlog (loading or waiting for a slot) takes
+ * to drain at the pace it answers: its average answer time, or the time since
+ * its last answer if that is longer, per slot. -1 before its first answer. */
+static long long drain_ms(const struct webhook *w, const struct wh_endpoint *ep)
+{
+	if (ep->answer_us == 0)
+		return -1;
+	uint64_t per = ep->answer_us, now = clock_mono_us();
+	if (ep->active > 0 && now - ep->answered_us > per)
+		per = now - ep->answered_us;
+	return (long long)((uint64_t)(ep->preparing + ep->nwaiting) * per /
+			   (uint64_t)w->cfg.endpoint_concurrency / 1000u);
+}
+
+/* How long a job for a saturated endpoint stays away: its backlog's drain
+ * time, so a fast endpoint's jobs are back in tens of ms and a dead one's are
+ * not read again and again while it times out. */
 static long defer_ms(const struct webhook *w, const struct wh_endpoint *ep)
 {
-	long long per = ep->answer_ms;
-	if (ep->active > 0 && ep->answered_us > 0) {
-		long long quiet = (long long)((clock_mono_us() - ep->answered_us) / 1000);
-		if (quiet > per)
-			per = quiet;
-	}
-	long long ms =
-		(long long)(ep->preparing + ep->nwaiting) * per / w->cfg.endpoint_concurrency;
+	long long ms = drain_ms(w, ep);
+	if (ms < 0) /* no answer yet: as slow as the time it has kept us waiting */
+		ms = (long long)(ep->preparing + ep->nwaiting) *
+		     (long long)((clock_mono_us() - ep->answered_us) / 1000u) /
+		     w->cfg.endpoint_concurrency;
 	return ms < DEFER_MIN_MS ? DEFER_MIN_MS : ms > DEFER_MAX_MS ? DEFER_MAX_MS : (long)ms;
 }
 
@@ -680,30 +717,41 @@ void delivery_handle(void *arg, struct job *job)
 	TAILQ_INSERT_TAIL(&w->deliveries, d, link);
 	/* One endpoint may hold up to half the daemon's in-flight jobs before
 	 * its slots (loading or waiting for one); beyond, its jobs are
-	 * requeued, so the other half stays free for the other endpoints. */
-	if (ep->preparing + ep->nwaiting < (w->cfg.concurrency + 1) / 2) {
+	 * deferred, so the other half stays free for the other endpoints -
+	 * unless it answers fast enough to clear them within FAST_DRAIN_MS,
+	 * when deferring would only delay them. */
+	long long drain = drain_ms(w, ep);
+	if (ep->preparing + ep->nwaiting < (w->cfg.concurrency + 1) / 2 ||
+	    (drain >= 0 && drain < FAST_DRAIN_MS)) {
 		begin(d);
 	} else {
 		d->busy = true;
 		d->defer_ms = defer_ms(w, ep);
 		metric_inc(m_deferred);
+		log_event(LOG_DEBUG, "delivery deferred: its endpoint has too many waiting",
+			  LF_S("event_id", d->event_id), LF_S("endpoint_id", ep->id),
+			  LF_I("backlog", ep->preparing + ep->nwaiting), LF_I("drain_ms", drain),
+			  LF_I("answer_us", (long long)ep->answer_us),
+			  LF_I("defer_ms", d->defer_ms));
 		settle(d, SETTLE_REQUEUE); /* this endpoint is saturated: come back later */
 	}
 }
 
 void delivery_release_waiting(struct webhook *w)
 {
-	struct wh_endpoint *ep, *next_ep;
-	for (ep = LIST_FIRST(&w->endpoints); ep; ep = next_ep) {
-		next_ep = LIST_NEXT(ep, link);
-		struct delivery *d;
-		while ((d = TAILQ_FIRST(&ep->waiting))) {
-			TAILQ_REMOVE(&ep->waiting, d, wait_link);
-			ep->nwaiting--;
-			jobq_release(w->jobs, d->job);
-			delivery_free(d);
+	for (int i = 0; i < WH_ENDPOINT_BUCKETS; i++) {
+		struct wh_endpoint *ep;
+		LIST_FOREACH(ep, &w->endpoints[i], link)
+		{
+			struct delivery *d;
+			while ((d = TAILQ_FIRST(&ep->waiting))) {
+				TAILQ_REMOVE(&ep->waiting, d, wait_link);
+				ep->nwaiting--;
+				jobq_release(w->jobs, d->job);
+				delivery_free(d);
+			}
+			endpoint_maybe_idle(ep);
 		}
-		endpoint_maybe_free(ep);
 	}
 }
 
@@ -727,6 +775,7 @@ void delivery_shutdown(struct webhook *w)
 		d->rq = NULL;
 		settle(d, SETTLE_RELEASE);
 	}
+	endpoints_sweep(w, true);
 }
 
 int delivery_init(struct webhook *w)

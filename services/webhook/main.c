@@ -52,7 +52,8 @@ static int webhook_init(struct webhook *w)
 	gethostname(host, sizeof(host) - 1);
 	snprintf(w->consumer, sizeof(w->consumer), "%s-%ld", host, (long)getpid());
 	TAILQ_INIT(&w->deliveries);
-	LIST_INIT(&w->endpoints);
+	for (int i = 0; i < WH_ENDPOINT_BUCKETS; i++)
+		LIST_INIT(&w->endpoints[i]);
 
 	/* libcurl changes a socket's interest several times per request; the
 	 * changelist folds each loop iteration's changes into one epoll_ctl. */

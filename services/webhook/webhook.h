@@ -43,6 +43,7 @@ struct delivery;
 struct wh_endpoint;
 TAILQ_HEAD(delivery_list, delivery);
 LIST_HEAD(wh_endpoint_list, wh_endpoint);
+#define WH_ENDPOINT_BUCKETS 256
 
 struct webhook {
 	struct webhook_config cfg;
@@ -56,9 +57,12 @@ struct webhook {
 	struct event *relay_ev;
 	struct pg_batcher *load_batch, *record_batch; /* delivery.c */
 	int stmt_cancel, stmt_relay, stmt_stale;
-	struct delivery_list deliveries;   /* every delivery context alive */
-	struct wh_endpoint_list endpoints; /* endpoints with work in progress */
-	size_t sending;			   /* HTTP requests in flight */
+	struct delivery_list deliveries; /* every delivery context alive */
+	/* Endpoints with work in progress or recently idle (their pace is
+	 * kept), hashed by id. */
+	struct wh_endpoint_list endpoints[WH_ENDPOINT_BUCKETS];
+	uint64_t endpoints_swept_us;
+	size_t sending; /* HTTP requests in flight */
 	char consumer[96];
 	bool draining, closing;
 };

@@ -203,6 +203,27 @@ def test_saturated_endpoint_backlog_is_deferred_not_spun(hooks, migrated):
     assert all(delivery_state(migrated, e, dead_ep).startswith("pending") for e in ids[-3:])
 
 
+def test_fast_endpoint_burst_is_not_deferred(hooks, migrated):
+    # The same limits, but an endpoint that answers at once: once the daemon
+    # has seen its pace (and keeps it while the endpoint is idle), a burst far
+    # beyond half of WEBHOOK_CONCURRENCY drains in well under FAST_DRAIN_MS
+    # (100 ms), so none of it is deferred.
+    rcv = hooks.receiver()
+    hooks.endpoint(rcv.url)
+    _, d = hooks.start({"WEBHOOK_ENDPOINT_CONCURRENCY": "2", "WEBHOOK_CONCURRENCY": "8"})
+    # Its pace is a moving average; the first answer (connection set-up)
+    # is slow, so a few deliveries go first, one by one.
+    for _ in range(16):
+        e = add_event(migrated)
+        assert wait_for(lambda: rcv.for_events([e]), 10, 0.01)
+    time.sleep(0.3)  # idle: its pace is kept
+    migrated.psql("INSERT INTO events (id, type, data) SELECT 'evt_' || gen_random_uuid(), "
+                  "'payment.completed', '{\"id\": \"pay_burst\"}'::jsonb "
+                  "FROM generate_series(1, 40)")
+    assert wait_for(lambda: len(rcv.requests) >= 56, 20, 0.05), len(rcv.requests)
+    assert metric_sum(d, "rampart_webhook_jobs_deferred_total") == 0
+
+
 def test_kill9_mid_batch_every_event_delivered(hooks, migrated):
     rcv = hooks.receiver(lambda n, h, b: (200, {}, 0.3))
     ep, _ = hooks.endpoint(rcv.url)

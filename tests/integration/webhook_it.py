@@ -65,6 +65,9 @@ class Receiver:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # The reply goes out in two writes (head, body): with Nagle on,
+            # the body waits for the client's delayed ACK, 40 ms a reply.
+            disable_nagle_algorithm = True
 
             def log_message(self, *a):
                 pass
