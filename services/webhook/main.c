@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/fdlimit.h"
 #include "common/httpc.h"
 #include "common/jobd.h"
 #include "common/jobs.h"
@@ -157,6 +158,8 @@ int main(int argc, char **argv)
 	if (webhook_config_load(&w.cfg) != 0)
 		return 1;
 	log_init("webhook", w.cfg.base.log_level, w.cfg.base.log_json);
+	/* A connection per delivery in flight, the pool, Redis, the admin port. */
+	fd_limit_raise(w.cfg.concurrency + w.cfg.db_pool_size + 64);
 	srand((unsigned)clock_mono_us());
 	if (webhook_init(&w) != 0) {
 		log_event(LOG_ERROR, "start-up failed", LF_S("consumer", w.consumer));

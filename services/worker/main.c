@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/fdlimit.h"
 #include "common/httpc.h"
 #include "common/jobd.h"
 #include "common/jobs.h"
@@ -18,7 +19,8 @@
 #include "common/redis.h"
 #include "worker.h"
 
-#define RAMPART_VERSION "0.1.0"
+#define RAMPART_VERSION	   "0.1.0"
+#define PROVIDER_MAX_CONNS 256 /* connections to the ramp provider */
 
 /* ---- admin and shutdown (common/jobd) --------------------------------------- */
 
@@ -73,7 +75,7 @@ static int worker_init(struct worker *w)
 		return -1;
 	w->redis = jobq_redis(w->jobs);
 	if (c->provider_http) {
-		w->http = httpc_new(w->base, 256, 64);
+		w->http = httpc_new(w->base, PROVIDER_MAX_CONNS, 64);
 		w->provider = w->http ? provider_http_new(w->base, w->http, c->provider_base_url,
 							  c->provider_timeout_ms)
 				      : NULL;
@@ -135,6 +137,7 @@ int main(int argc, char **argv)
 	if (worker_config_load(&w.cfg) != 0)
 		return 1;
 	log_init("worker", w.cfg.base.log_level, w.cfg.base.log_json);
+	fd_limit_raise(PROVIDER_MAX_CONNS + w.cfg.db_pool_size + 64); /* + pool, Redis, admin */
 	srand((unsigned)clock_mono_us());
 	if (worker_init(&w) != 0) {
 		log_event(LOG_ERROR, "start-up failed", LF_S("consumer", w.consumer));

@@ -4,6 +4,7 @@ Standard Webhooks signatures, retries, the DLQ, per-endpoint isolation,
 crash recovery, deleted and disabled endpoints, the SSRF guard, config."""
 
 import json
+import resource
 import subprocess
 import time
 import uuid
@@ -303,6 +304,30 @@ def test_metrics_and_sigterm(hooks, migrated):
                  "rampart_webhook_latency_seconds_bucket", "rampart_webhook_requests_inflight"):
         assert name in m, m
     # stop_and_check (teardown) asserts SIGTERM exits 0 without sanitizer reports.
+
+
+def open_files_limit(pid):
+    with open(f"/proc/{pid}/limits") as f:
+        line = next(ln for ln in f if ln.startswith("Max open files"))
+    return [int(x) for x in line.split()[3:5]]
+
+
+@pytest.mark.parametrize("soft,hard", [(200, 4096), (200, 500)])
+def test_raises_its_open_file_limit(migrated, redis, workdir, soft, hard):
+    # WEBHOOK_CONCURRENCY connections, the pool and the rest need
+    # 1024 + 4 + 64 descriptors: the soft limit is raised that far, or to the
+    # hard limit with a warning naming both.
+    d = Webhook(webhook_env(migrated, redis, f"itfd{uuid.uuid4().hex[:8]}"), workdir,
+                f"webhook-fd-{soft}-{hard}")
+    d.start(preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard)))
+    try:
+        assert open_files_limit(d.proc.pid) == [min(1092, hard), hard]
+        warned = "open-file limit below" in d.stderr_path.read_text() + \
+            d.stdout_path.read_text()
+        assert warned == (hard < 1092)
+    finally:
+        problems = d.stop_and_check()
+    assert not problems, problems
 
 
 @pytest.mark.parametrize("var,value", [

@@ -29,13 +29,14 @@ class Worker:
         self.proc: Optional[subprocess.Popen] = None
         self.expect_kill = False  # a test kills it with SIGKILL on purpose
 
-    def start(self, timeout: float = 15.0) -> "Worker":
+    def start(self, timeout: float = 15.0, preexec_fn=None) -> "Worker":
         exe = BIN / self.BINARY
         if not os.access(exe, os.X_OK):
             raise RuntimeError(f"{exe} not found (make)")
         with open(self.stdout_path, "ab") as out, open(self.stderr_path, "ab") as err:
             self.proc = subprocess.Popen([str(exe)], env=self.env, stdin=subprocess.DEVNULL,
-                                         stdout=out, stderr=err, start_new_session=True)
+                                         stdout=out, stderr=err, start_new_session=True,
+                                         preexec_fn=preexec_fn)
 
         def ready():
             if self.proc.poll() is not None:
