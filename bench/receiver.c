@@ -1,7 +1,12 @@
 /* receiver.c - a fast loopback webhook receiver for bench/webhooks.sh: answers
  * every POST with 204 and notes the latency from the event's created_at (in
- * its JSON body) to receipt; GET /stats reports them (count, p50, p99, max,
- * first receipt to last, a timeline) and starts afresh. */
+ * its JSON body) to receipt.
+ *
+ *   GET /wait?n=N  answers once N deliveries have arrived (or after 120 s),
+ *                  so the bench waits without polling anything;
+ *   GET /stats     reports what arrived (count, p50, p99, max, first receipt
+ *                  to last, the wall time of the last, a timeline) and starts
+ *                  afresh. */
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -12,16 +17,21 @@
 #include <time.h>
 
 #define MAX_SAMPLES 1000000
+#define WAIT_MAX_S  120
 
 static long long *lat_ms;
 static size_t n;
 static long long first_us, last_us; /* CLOCK_MONOTONIC of the first and last receipt */
+static long long last_wall_us;	    /* CLOCK_REALTIME of the last receipt */
+static struct evhttp_request *waiter; /* a GET /wait not answered yet */
+static size_t wait_n;
+static struct event *wait_timer;
 
-static long long now_ms(void)
+static long long clock_us(clockid_t id)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	clock_gettime(id, &ts);
+	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 /* created_at "2026-11-22T01:53:04.285Z" -> unix ms (UTC). */
@@ -43,15 +53,16 @@ static int cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* GET /stats: what arrived since the last GET /stats, then starts afresh.
- * First line: counts and latencies; second: receipts per 10 ms of latency. */
+/* First line: counts and latencies; second: receipts per 10 ms of latency. */
 static void stats(struct evhttp_request *req)
 {
 	struct evbuffer *out = evbuffer_new();
 	qsort(lat_ms, n, sizeof(*lat_ms), cmp);
-	evbuffer_add_printf(out, "received %zu p50_ms %lld p99_ms %lld max_ms %lld span_us %lld\n",
+	evbuffer_add_printf(out,
+			    "received %zu p50_ms %lld p99_ms %lld max_ms %lld span_us %lld "
+			    "last_wall_us %lld\n",
 			    n, n ? lat_ms[n / 2] : 0, n ? lat_ms[(size_t)((double)n * 0.99)] : 0,
-			    n ? lat_ms[n - 1] : 0, last_us - first_us);
+			    n ? lat_ms[n - 1] : 0, last_us - first_us, last_wall_us);
 	evbuffer_add_printf(out, "timeline");
 	for (size_t i = 0; i < n;) {
 		long long bucket = lat_ms[i] / 10, k = 0;
@@ -62,19 +73,53 @@ static void stats(struct evhttp_request *req)
 	}
 	evbuffer_add_printf(out, "\n");
 	n = 0;
-	first_us = last_us = 0;
+	first_us = last_us = last_wall_us = 0;
 	evhttp_send_reply(req, 200, "OK", out);
 	evbuffer_free(out);
+}
+
+static void wake_waiter(void)
+{
+	if (!waiter)
+		return;
+	struct evbuffer *out = evbuffer_new();
+	evbuffer_add_printf(out, "received %zu\n", n);
+	evhttp_send_reply(waiter, 200, "OK", out);
+	evbuffer_free(out);
+	waiter = NULL;
+	evtimer_del(wait_timer);
+}
+
+static void wait_expired(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	wake_waiter();
 }
 
 static void on_req(struct evhttp_request *req, void *arg)
 {
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	size_t len = evbuffer_get_length(in);
+	const char *uri = evhttp_request_get_uri(req);
 	char buf[4096];
 	(void)arg;
 	if (evhttp_request_get_command(req) == EVHTTP_REQ_GET) {
-		stats(req);
+		if (strncmp(uri, "/wait?n=", 8) == 0 && !waiter) {
+			wait_n = (size_t)strtoull(uri + 8, NULL, 10);
+			waiter = req;
+			if (n >= wait_n) {
+				wake_waiter();
+			} else {
+				struct timeval tv = {WAIT_MAX_S, 0};
+				evtimer_add(wait_timer, &tv);
+			}
+		} else if (strcmp(uri, "/stats") == 0) {
+			stats(req);
+		} else {
+			evhttp_send_reply(req, 404, "Not Found", NULL);
+		}
 		return;
 	}
 	if (len >= sizeof(buf))
@@ -84,14 +129,15 @@ static void on_req(struct evhttp_request *req, void *arg)
 	const char *c = strstr(buf, "\"created_at\":\"");
 	long long t = c ? parse_ms(c + 14) : -1;
 	if (t > 0 && n < MAX_SAMPLES) {
-		struct timespec m;
-		clock_gettime(CLOCK_MONOTONIC, &m);
-		last_us = (long long)m.tv_sec * 1000000 + m.tv_nsec / 1000;
+		last_us = clock_us(CLOCK_MONOTONIC);
+		last_wall_us = clock_us(CLOCK_REALTIME);
 		if (n == 0)
 			first_us = last_us;
-		lat_ms[n++] = now_ms() - t;
+		lat_ms[n++] = last_wall_us / 1000 - t;
 	}
 	evhttp_send_reply(req, 204, "No Content", NULL);
+	if (waiter && n >= wait_n)
+		wake_waiter();
 }
 
 static void on_term(evutil_socket_t fd, short what, void *arg)
@@ -118,10 +164,12 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	evhttp_set_gencb(http, on_req, NULL);
+	wait_timer = evtimer_new(base, wait_expired, NULL);
 	struct event *term = evsignal_new(base, SIGTERM, on_term, base);
 	evsignal_add(term, NULL);
 	event_base_dispatch(base);
 	event_free(term);
+	event_free(wait_timer);
 	evhttp_free(http);
 	event_base_free(base);
 	free(lat_ms);
