@@ -672,7 +672,7 @@ static long long drain_ms(const struct webhook *w, const struct wh_endpoint *ep)
 static long defer_ms(const struct webhook *w, const struct wh_endpoint *ep)
 {
 	long long ms = drain_ms(w, ep);
-	if (ms < 0) /* no answer yet: as slow as the time it has kept us waiting */
+	if (ms < 0 && ep->active > 0) /* no answer yet: as slow as it has kept us waiting */
 		ms = (long long)(ep->preparing + ep->nwaiting) *
 		     (long long)((clock_mono_us() - ep->answered_us) / 1000u) /
 		     w->cfg.endpoint_concurrency;
