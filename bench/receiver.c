@@ -21,8 +21,8 @@
 
 static long long *lat_ms;
 static size_t n;
-static long long first_us, last_us; /* CLOCK_MONOTONIC of the first and last receipt */
-static long long last_wall_us;	    /* CLOCK_REALTIME of the last receipt */
+static long long first_us, last_us;   /* CLOCK_MONOTONIC of the first and last receipt */
+static long long last_wall_us;	      /* CLOCK_REALTIME of the last receipt */
 static struct evhttp_request *waiter; /* a GET /wait not answered yet */
 static size_t wait_n;
 static struct event *wait_timer;
