@@ -246,6 +246,15 @@ static void snapshot_done(void *arg, redisReply *reply, const char *err)
 	fe->snapshot_written = true;
 }
 
+static void hdel_done(void *arg, redisReply *reply, const char *err)
+{
+	(void)arg;
+	(void)reply;
+	if (err)
+		log_event(LOG_DEBUG, "unlisted FX fields not removed this time",
+			  LF_S("error", err));
+}
+
 static void snapshot_write(struct feeengine *fe)
 {
 	static struct snap s; /* one loop thread; 15 KiB off the stack */
@@ -254,13 +263,29 @@ static void snapshot_write(struct feeengine *fe)
 	const struct currency *all = money_currencies(&n);
 	char k[40];
 
+	/* A currency the FX source does not list is left out (and removed if
+	 * an earlier snapshot had it): the api then prices it from its own
+	 * built-in rate and says so, rate_source "default", instead of passing
+	 * that rate off under fx.source "live". */
+	const struct src_fx *fx = in_force(&fe->src[SRC_FX]);
+	static char unlisted[32][40];
+	const char *hdel[2 + 32] = {"HDEL", fe->snapshot_key};
+	int nhdel = 2;
 	s.n = 0;
 	for (size_t i = 0; i < n && i < 32; i++) {
 		char *val;
 		snprintf(k, sizeof(k), "fx.%s", all[i].code);
-		if ((val = snap_add(&s, k)))
+		if (fx->per_usd[i] <= 0) {
+			snprintf(unlisted[nhdel - 2], sizeof(unlisted[0]), "%s", k);
+			hdel[nhdel] = unlisted[nhdel - 2];
+			nhdel++;
+		} else if ((val = snap_add(&s, k))) {
 			money_rate_format(v->fx_per_usd[i], val, SNAP_VALUE_LEN);
+		}
 	}
+	if (nhdel > 2 && rds_connected(fe->redis) &&
+	    rds_command_argv(fe->redis, hdel_done, fe, nhdel, hdel, NULL, 0) != 0)
+		log_event(LOG_DEBUG, "unlisted FX fields not removed this time");
 	snap_meta(&s, &fe->src[SRC_FX]);
 
 	const struct src_prices *p = in_force(&fe->src[SRC_PRICES]);

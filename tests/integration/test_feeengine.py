@@ -213,6 +213,32 @@ def test_quotes_use_the_snapshot_rate(fees):
     assert wait_for(lambda: rate() == ("0.95", "live"), 6, 0.2), rate()
 
 
+def test_currency_the_fx_source_does_not_list_is_priced_as_default(fees):
+    # The stub's FX answer lists nine currencies, not AUD: the snapshot leaves
+    # AUD out, and a quote in AUD says its rate is the built-in one.
+    a, _ = fees.start()
+    fees.wait_snapshot(lambda s: s.get("fx.source") == "live")
+    s = fees.snapshot()
+    assert "fx.AUD" not in s and s["fx.EUR"] == "0.919"
+
+    def source(to):
+        r = a.quote("USD", to, 10000)
+        assert r.status == 201, r.body
+        return r.body["rate_source"], r.body["exchange_rate"]
+
+    assert wait_for(lambda: source("EUR") == ("live", "0.919"), 5, 0.2), source("EUR")
+    assert source("AUD") == ("default", "1.52")
+    # Once the source lists it, it is live; when it stops, it is dropped again.
+    with fees.stub.lock:  # the stub serves a copy taken under its lock
+        fees.stub.fx["AUD"] = 1.5
+    fees.wait_snapshot(lambda s: s.get("fx.AUD") == "1.5")
+    assert wait_for(lambda: source("AUD") == ("live", "1.5"), 5, 0.2), source("AUD")
+    with fees.stub.lock:
+        del fees.stub.fx["AUD"]
+    fees.wait_snapshot(lambda s: "fx.AUD" not in s)
+    assert wait_for(lambda: source("AUD") == ("default", "1.52"), 5, 0.2), source("AUD")
+
+
 def test_quote_chain_is_the_routers(fees):
     a, _ = fees.start()
     fees.stub.l2_gas.update(base={"slow": 5, "average": 5, "fast": 6},
