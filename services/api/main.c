@@ -9,12 +9,14 @@
 #include <time.h>
 
 #include "app.h"
+#include "common/fdlimit.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/pg.h"
 #include "common/redis.h"
 
-#define RAMPART_VERSION "0.1.0"
+#define RAMPART_VERSION	 "0.1.0"
+#define API_CLIENTS_ROOM 10000 /* client connections the open-file limit makes room for */
 
 static const struct http_route routes[] = {
 	{"POST", "/v1/quotes", quotes_create, HTTP_AUTH | HTTP_JSON_BODY},
@@ -218,6 +220,10 @@ int main(int argc, char **argv)
 		return rc;
 	}
 
+	/* Client connections are not capped by evhttp (libevent 2.1): make
+	 * room for many, as Redis does for maxclients, plus each loop's pool,
+	 * Redis connections and listeners. Accepting stops at the limit. */
+	fd_limit_raise(API_CLIENTS_ROOM + (long)a.cfg.threads * (a.cfg.db_pool_size + 8) + 64);
 	evthread_use_pthreads();
 	snprintf(a.snapshot_key, sizeof(a.snapshot_key), "%s:market:snapshot",
 		 a.cfg.base.redis_prefix);

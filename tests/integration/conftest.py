@@ -101,12 +101,13 @@ class ApiFactory:
     def env(self, overrides=None, pg=None) -> dict:
         return api_env(pg or self.pg, self.redis, overrides)
 
-    def __call__(self, overrides=None, *, pg=None, wait_ready=True, timeout=10.0) -> Api:
+    def __call__(self, overrides=None, *, pg=None, wait_ready=True, timeout=10.0,
+                 preexec_fn=None) -> Api:
         env = self.env(overrides, pg)
         api = Api(env, self.logdir, f"{self.label}-api{len(self.apis)}")
         self.apis.append(api)
         _started.append(api)
-        api.start(wait_ready=False)
+        api.start(wait_ready=False, preexec_fn=preexec_fn)
         if wait_ready:
             api.wait_ready(timeout)
         return api

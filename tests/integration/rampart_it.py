@@ -327,13 +327,14 @@ class Api:
     def prefix(self) -> str:
         return self.env["REDIS_PREFIX"]
 
-    def start(self, wait_ready: bool = True, timeout: float = 10.0) -> "Api":
+    def start(self, wait_ready: bool = True, timeout: float = 10.0, preexec_fn=None) -> "Api":
         exe = BIN / "rampart-api"
         if not os.access(exe, os.X_OK):
             raise RuntimeError(f"{exe} not found or not executable (build it: make, or set RAMPART_BIN)")
         with open(self.stdout_path, "ab") as out, open(self.stderr_path, "ab") as err:
             self.proc = subprocess.Popen([str(exe)], env=self.env, stdin=subprocess.DEVNULL,
-                                         stdout=out, stderr=err, start_new_session=True)
+                                         stdout=out, stderr=err, start_new_session=True,
+                                         preexec_fn=preexec_fn)
         if wait_ready:
             self.wait_ready(timeout)
         return self

@@ -1,6 +1,7 @@
 """Health, readiness, metrics, logs and process lifecycle of rampart-api (SPEC 2, 4, 9)."""
 
 import json
+import resource
 import subprocess
 import time
 import uuid
@@ -233,3 +234,14 @@ def test_postgres_outage_and_recovery(start_api, private_pg):
 def test_readyz_unaffected_by_auth_header(api):
     r = api.get("/readyz", key="not-a-key")
     assert r.status == 200, f"GET /readyz with a bogus Authorization: {r.status} {r.body!r}"
+
+
+def test_raises_its_open_file_limit(start_api):
+    # Room for 10,000 clients plus, per loop, its pool and Redis connections:
+    # 10,000 + 2 x (4 + 8) + 64, as far as the hard limit allows.
+    hard = min(20000, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+    a = start_api({"API_THREADS": "2", "DB_POOL_SIZE": "4"},
+                  preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard)))
+    with open(f"/proc/{a.proc.pid}/limits") as f:
+        line = next(ln for ln in f if ln.startswith("Max open files"))
+    assert [int(x) for x in line.split()[3:5]] == [min(10088, hard), hard]
