@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include <event2/event_struct.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 
 #include "common/clock.h"
 #include "common/ids.h"
@@ -34,10 +36,12 @@
 /* Idle keep-alive connections are closed after this many seconds. */
 #define HTTP_IDLE_TIMEOUT_S 60
 /* Longest path (in segments) that can match a route; longer is 404. */
-#define HTTP_MAX_SEGS	   16
-#define HTTP_MAX_LISTENERS 4
-#define HTTP_BACKLOG	   1024
-#define HTTP_REQ_ID_MAX	   128
+#define HTTP_MAX_SEGS	     16
+#define HTTP_MAX_LISTENERS   4
+#define HTTP_BACKLOG	     1024
+#define HTTP_ACCEPT_PAUSE_MS 100       /* accepting pauses this long when accept() fails */
+#define HTTP_ACCEPT_LOG_US   10000000u /* ... and says so at most this often */
+#define HTTP_REQ_ID_MAX	     128
 /* Per-route cache of (method, status) -> counter. Misses fall back to the
  * registry (a mutex), so the size only matters for speed. */
 #define HTTP_CODE_SLOTS 8
@@ -102,6 +106,11 @@ struct http_server {
 	unsigned char id_prefix[6]; /* random per server: ids unique across loops */
 	uint64_t seq;		    /* request counter */
 	struct metric *dropped;
+	struct http_server *next_server; /* the registry (accept_failed) */
+	struct event accept_ev;		 /* resumes accepting */
+	bool accept_paused;
+	uint64_t accept_logged_us;
+	unsigned long accept_failures; /* since the last log line */
 };
 
 /* The request context. Everything the accessors return after the client
@@ -958,6 +967,78 @@ void http_req_proceed(struct http_req *r)
 
 /* ---- server ---- */
 
+/* ---- accepting at the open-file limit ---- */
+
+/* Out of descriptors, accept() fails while the connection stays queued, so
+ * the listening socket stays readable: evhttp's listener (libevent 2.1) logs
+ * and retries at once, and the loop spins at 100% CPU. Each server sets an
+ * error callback that stops accepting for HTTP_ACCEPT_PAUSE_MS instead (the
+ * kernel's backlog holds new connections meanwhile). libevent hands that
+ * callback only the evhttp, so servers are found in a registry. */
+static pthread_mutex_t servers_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct http_server *servers;
+
+static void servers_link(struct http_server *s, bool add)
+{
+	pthread_mutex_lock(&servers_mu);
+	struct http_server **p = &servers;
+	while (*p != NULL && *p != s)
+		p = &(*p)->next_server;
+	if (add && *p == NULL) {
+		s->next_server = servers;
+		servers = s;
+	} else if (!add && *p == s) {
+		*p = s->next_server;
+	}
+	pthread_mutex_unlock(&servers_mu);
+}
+
+static void accepting(struct http_server *s, bool on)
+{
+	for (size_t i = 0; i < s->nbound; i++) {
+		struct evconnlistener *lev = evhttp_bound_socket_get_listener(s->bound[i]);
+		if (on)
+			evconnlistener_enable(lev);
+		else
+			evconnlistener_disable(lev);
+	}
+	s->accept_paused = !on;
+}
+
+static void accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	accepting(arg, true);
+}
+
+static void accept_failed(struct evconnlistener *lev, void *http)
+{
+	int err = EVUTIL_SOCKET_ERROR();
+	struct http_server *s;
+	pthread_mutex_lock(&servers_mu);
+	for (s = servers; s != NULL && s->http != http; s = s->next_server)
+		;
+	pthread_mutex_unlock(&servers_mu);
+	if (s == NULL) { /* not ours: never spin */
+		evconnlistener_disable(lev);
+		return;
+	}
+	struct timeval tv = {0, HTTP_ACCEPT_PAUSE_MS * 1000};
+	accepting(s, false);
+	evtimer_add(&s->accept_ev, &tv);
+	s->accept_failures++;
+	uint64_t now = clock_mono_us();
+	if (s->accept_logged_us == 0 || now - s->accept_logged_us >= HTTP_ACCEPT_LOG_US) {
+		log_event(LOG_WARN, "http: cannot accept connections; pausing",
+			  LF_S("error", evutil_socket_error_to_string(err)),
+			  LF_I("pause_ms", HTTP_ACCEPT_PAUSE_MS),
+			  LF_I("failures", (long long)s->accept_failures));
+		s->accept_logged_us = now;
+		s->accept_failures = 0;
+	}
+}
+
 struct http_server *http_server_new(struct event_base *base, const struct http_route *routes,
 				    size_t nroutes, void *app)
 {
@@ -982,7 +1063,8 @@ struct http_server *http_server_new(struct event_base *base, const struct http_r
 	route_metrics_init(&s->nomatch);
 	s->dropped = dropped_counter();
 
-	if (event_assign(&s->reap_ev, base, -1, 0, on_reap, s) != 0)
+	if (event_assign(&s->reap_ev, base, -1, 0, on_reap, s) != 0 ||
+	    evtimer_assign(&s->accept_ev, base, accept_resume, s) != 0)
 		goto fail;
 	s->http = evhttp_new(base);
 	if (s->http == NULL)
@@ -993,6 +1075,7 @@ struct http_server *http_server_new(struct event_base *base, const struct http_r
 	evhttp_set_max_body_size(s->http, HTTP_EVHTTP_MAX_BODY);
 	evhttp_set_max_headers_size(s->http, HTTP_MAX_HEADERS_SIZE);
 	evhttp_set_timeout(s->http, HTTP_IDLE_TIMEOUT_S);
+	servers_link(s, true);
 	return s;
 fail:
 	log_fmt(LOG_ERROR, "http: cannot create server");
@@ -1056,6 +1139,9 @@ int http_server_listen(struct http_server *s, const char *host, int port, bool r
 		goto fail;
 	}
 	s->bound[s->nbound++] = bound;
+	evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(bound), accept_failed);
+	if (s->accept_paused)
+		evconnlistener_disable(evhttp_bound_socket_get_listener(bound));
 	snprintf(addr, sizeof(addr), ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", hbuf, sbuf);
 	log_event(LOG_INFO, "http: listening", LF_S("address", addr),
 		  LF_I("reuseport", reuseport ? 1 : 0));
@@ -1072,6 +1158,7 @@ fail:
 
 void http_server_stop_accepting(struct http_server *s)
 {
+	evtimer_del(&s->accept_ev);
 	for (size_t i = 0; i < s->nbound; i++)
 		evhttp_del_accept_socket(s->http, s->bound[i]);
 	s->nbound = 0;
@@ -1090,6 +1177,8 @@ void http_server_free(struct http_server *s)
 
 	if (s == NULL)
 		return;
+	servers_link(s, false);
+	evtimer_del(&s->accept_ev);
 	while ((r = s->pending) != NULL) {
 		pending_unlink(s, r);
 		if (!r->gone) {
