@@ -653,12 +653,11 @@ static void begin(struct delivery *d)
 /* ---- the job handler ---------------------------------------------------------- */
 
 /* About how long the endpoint's backlog (loading or waiting for a slot) takes
- * to drain at the pace it answers: its average answer time, or the time since
- * its last answer if that is longer, per slot. -1 before its first answer. */
+ * to drain at the pace it answers: per slot, its average answer time, or the
+ * time it has kept us waiting since its last answer if that is longer (before
+ * its first answer, only the latter; 0 with nothing sent yet). */
 static long long drain_ms(const struct webhook *w, const struct wh_endpoint *ep)
 {
-	if (ep->answer_us == 0)
-		return -1;
 	uint64_t per = ep->answer_us, now = clock_mono_us();
 	if (ep->active > 0 && now - ep->answered_us > per)
 		per = now - ep->answered_us;
@@ -669,14 +668,11 @@ static long long drain_ms(const struct webhook *w, const struct wh_endpoint *ep)
 /* How long a job for a saturated endpoint stays away: its backlog's drain
  * time, so a fast endpoint's jobs are back in tens of ms and a dead one's are
  * not read again and again while it times out. */
-static long defer_ms(const struct webhook *w, const struct wh_endpoint *ep)
+static long defer_ms(long long drain)
 {
-	long long ms = drain_ms(w, ep);
-	if (ms < 0 && ep->active > 0) /* no answer yet: as slow as it has kept us waiting */
-		ms = (long long)(ep->preparing + ep->nwaiting) *
-		     (long long)((clock_mono_us() - ep->answered_us) / 1000u) /
-		     w->cfg.endpoint_concurrency;
-	return ms < DEFER_MIN_MS ? DEFER_MIN_MS : ms > DEFER_MAX_MS ? DEFER_MAX_MS : (long)ms;
+	return drain < DEFER_MIN_MS   ? DEFER_MIN_MS
+	       : drain > DEFER_MAX_MS ? DEFER_MAX_MS
+				      : (long)drain;
 }
 
 /* A job {event_id, endpoint_id, attempt}: starts loading it, unless its
@@ -722,11 +718,11 @@ void delivery_handle(void *arg, struct job *job)
 	 * when deferring would only delay them. */
 	long long drain = drain_ms(w, ep);
 	if (ep->preparing + ep->nwaiting < (w->cfg.concurrency + 1) / 2 ||
-	    (drain >= 0 && drain < FAST_DRAIN_MS)) {
+	    (ep->answer_us > 0 && drain < FAST_DRAIN_MS)) { /* its pace is known */
 		begin(d);
 	} else {
 		d->busy = true;
-		d->defer_ms = defer_ms(w, ep);
+		d->defer_ms = defer_ms(drain);
 		metric_inc(m_deferred);
 		log_event(LOG_DEBUG, "delivery deferred: its endpoint has too many waiting",
 			  LF_S("event_id", d->event_id), LF_S("endpoint_id", ep->id),
