@@ -56,7 +56,14 @@ if [ ! -e "$policy" ]; then
 	chmod 755 "$policy"
 	own_policy=1
 fi
-cleanup() { [ "$own_policy" -eq 1 ] && rm -f "$policy"; }
+# An EXIT trap's last status becomes the script's: keep the script's own.
+cleanup() {
+	local rc=$?
+	if [ "$own_policy" -eq 1 ]; then
+		rm -f "$policy"
+	fi
+	return "$rc"
+}
 trap cleanup EXIT
 
 export DEBIAN_FRONTEND=noninteractive
