@@ -3,6 +3,7 @@
 #
 #   sh scripts/deps.sh           build + test + run packages
 #   sh scripts/deps.sh --bench   the same plus wrk (make bench)
+#   sh scripts/deps.sh --compose the same plus a Docker engine and debootstrap (make test-compose)
 #
 # As root, missing packages are installed with apt-get (one "apt-get update"
 # first, only when something is missing). Otherwise it prints the apt-get
@@ -15,13 +16,14 @@ RAMPART_SCRIPT=deps
 
 PKGS=(gcc make pkg-config clang clang-format libevent-dev libhiredis-dev libjansson-dev
 	libcurl4-openssl-dev libpq-dev libssl-dev libcmocka-dev redis-server postgresql-15
-	python3-pytest valgrind curl)
+	python3-pytest python3-yaml valgrind curl docker-compose)
 
 for arg in "$@"; do
 	case $arg in
 	--bench) PKGS+=(wrk) ;;
+	--compose) PKGS+=(docker.io debootstrap git) ;;
 	-h | --help)
-		sed -n '2,9p' "$0"
+		sed -n '2,10p' "$0"
 		exit 0
 		;;
 	*) die "unknown argument: $arg" ;;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/test.sh - every check rampart has, in order (what `make test` and CI run).
 #
-#   deps -> checksrc -> format-check -> gcc release build -> clang build ->
+#   deps -> checksrc -> format-check -> gcc release build -> compose file and
+#   image library checks -> clang build ->
 #   ASan/UBSan build (daemons + component tests) -> unit tests (sanitized) ->
 #   unit tests under valgrind (release) ->
 #   integration tests (sanitized binaries against private PostgreSQL + Redis
@@ -64,6 +65,7 @@ step checksrc sh scripts/checksrc.sh
 # clang-format reads stdin when given no files: never let it wait on a terminal.
 step format-check "$MAKE" format-check </dev/null
 step build-gcc "$MAKE" -j"$JOBS" all components
+step deploy-compose sh scripts/check-compose.sh bin
 step build-clang "$MAKE" -j"$JOBS" CC=clang BUILD=build/clang BINDIR=build/clang/bin
 step build-san "$MAKE" -j"$JOBS" SAN=1 BINDIR=build/san/bin all components
 step unit "$MAKE" -j"$JOBS" unit SAN=1 BINDIR=build/san/bin
