@@ -6,6 +6,7 @@
 #   make run          private PostgreSQL + Redis under .run/, migrate, start the daemons
 #   make test         format and banned-function checks, unit tests, integration tests
 #   make bench        benchmarks, each beside a baseline measured in the same run
+#   make test-compose the image, a pristine-container set-up and docker compose up, for real (root)
 
 CC      ?= cc
 PKGS    := libevent libevent_pthreads hiredis jansson libcurl libpq openssl
@@ -47,7 +48,7 @@ BINS := $(BINDIR)/rampart-api $(if $(WORKER_SRC),$(BINDIR)/rampart-worker) \
 	$(if $(WEBHOOK_SRC),$(BINDIR)/rampart-webhook) \
 	$(if $(wildcard services/feeengine/main.c),$(BINDIR)/rampart-feeengine)
 
-.PHONY: all clean test unit valgrind components integration run bench format format-check checksrc check-deps
+.PHONY: all clean test test-compose unit valgrind components integration run bench format format-check checksrc check-deps
 all: $(BINS)
 
 $(BUILD)/%.o: %.c $(wildcard common/include/common/*.h) $(wildcard services/*/*.h)
@@ -110,6 +111,9 @@ integration: all components
 
 test:
 	sh scripts/test.sh
+
+test-compose:
+	sh tests/compose/run.sh
 
 run:
 	sh scripts/run.sh
