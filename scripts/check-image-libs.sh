@@ -31,29 +31,42 @@ allowed=$( {
 		awk '$2 == "required" || $3 == "yes" { print $1 }'
 } | sed 's/:.*//' | sort -u)
 
-bad=0 checked=0
-for b in "$bindir"/rampart-*; do
+# One line per binary and library: "binary lib path" (path "not" = not found).
+links=$(for b in "$bindir"/rampart-*; do
 	[ -x "$b" ] || continue
-	while read -r lib path; do
-		if [ "$path" = "not" ]; then
-			say "$b: $lib not found by ldd"
-			bad=$((bad + 1))
-			continue
-		fi
-		pkg=$(dpkg -S "$path" 2>/dev/null || dpkg -S "$(readlink -f "$path")" 2>/dev/null ||
-			dpkg -S "/usr$path" 2>/dev/null || true)
-		pkg=${pkg%%:*}
-		pkg=${pkg%%,*}
-		if [ -z "$pkg" ]; then
-			say "$b: $lib ($path) belongs to no Debian package"
-			bad=$((bad + 1))
-		elif ! grep -qx "$pkg" <<<"$allowed"; then
-			say "$b: $lib comes from $pkg, which the runtime image does not install"
-			bad=$((bad + 1))
-		fi
-		checked=$((checked + 1))
-	done < <(ldd "$b" | awk '/=>/ { print $1, $3 } /not found/ { print $1, "not" }')
-done
+	ldd "$b" | awk -v b="$b" '/=>/ && $3 ~ /^\// { print b, $1, $3 } /not found/ { print b, $1, "not" }'
+done)
+[ -n "$links" ] || die "no binaries in $bindir (build first: make)"
+
+# The owning package of each distinct library, in one dpkg query
+# (usrmerge: a library ldd finds in /lib is registered as /usr/lib or /lib).
+declare -A owner
+while IFS= read -r line; do
+	pkg=${line%%: *}
+	path=${line#*: }
+	owner[$path]=${pkg%%[:,]*}
+	owner[/usr$path]=${pkg%%[:,]*}
+	owner[${path#/usr}]=${pkg%%[:,]*}
+done < <(awk '$3 != "not" { print $3; print "/usr" $3 }' <<<"$links" | sort -u |
+	xargs dpkg -S 2>/dev/null || true)
+
+bad=0 checked=0
+while read -r b lib path; do
+	checked=$((checked + 1))
+	if [ "$path" = "not" ]; then
+		say "$b: $lib not found by ldd"
+		bad=$((bad + 1))
+		continue
+	fi
+	pkg=${owner[$path]:-${owner[$(readlink -f "$path")]:-}}
+	if [ -z "$pkg" ]; then
+		say "$b: $lib ($path) belongs to no Debian package"
+		bad=$((bad + 1))
+	elif ! grep -qx "$pkg" <<<"$allowed"; then
+		say "$b: $lib comes from $pkg, which the runtime image does not install"
+		bad=$((bad + 1))
+	fi
+done <<<"$links"
 [ "$checked" -gt 0 ] || die "no binaries in $bindir (build first: make)"
 [ "$bad" -eq 0 ] || die "$bad library problem(s); fix ARG RUNTIME_PACKAGES in Dockerfile"
 say "ok: $checked linked libraries of $bindir/rampart-* are in the runtime image's packages"
