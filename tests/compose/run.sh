@@ -67,7 +67,11 @@ on_exit() {
 		say "containerd (pid $CONTAINERD_PID) still running; killing it"
 		kill -KILL "$CONTAINERD_PID" 2>/dev/null || true
 	fi
-	rm -rf "$tmp"
+	# dockerd leaves its network namespace mounted under its exec root.
+	findmnt -rn -o TARGET | grep "^$tmp/" | sort -r | while read -r m; do
+		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+	done
+	rm -rf "$tmp" 2>/dev/null || say "could not remove $tmp entirely"
 	echo
 	echo "== test-compose summary ($(($(date +%s) - t_all)) s)"
 	for t in "${timings[@]}"; do echo "   $t"; done
@@ -146,9 +150,16 @@ pristine() {
 }
 
 build_images() {
-	docker build -q --network host -t rampart:latest . >/dev/null
-	docker build -q --network host -t rampart-test/postgres:15 -f tests/compose/postgres.Dockerfile tests/compose >/dev/null
-	docker build -q --network host -t rampart-test/redis:7 -f tests/compose/redis.Dockerfile tests/compose >/dev/null
+	local args
+	for args in "-t rampart:latest ." \
+		"-t rampart-test/postgres:15 -f tests/compose/postgres.Dockerfile tests/compose" \
+		"-t rampart-test/redis:7 -f tests/compose/redis.Dockerfile tests/compose"; do
+		# shellcheck disable=SC2086 # $args is a word list
+		docker build --network host $args >"$tmp/build.log" 2>&1 || {
+			tail -n 40 "$tmp/build.log" >&2
+			die "docker build $args failed"
+		}
+	done
 	docker run --rm rampart:latest sh -c 'test "$(id -u)" != 0 && ! command -v cc && rampart-api --version' >&2 ||
 		die "the image runs as root, has a compiler, or rampart-api does not start"
 }
