@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/test.sh - every check rampart has, in order (what `make test` and CI run).
 #
-#   deps -> checksrc -> format-check -> gcc release build -> clang build ->
+#   deps -> checksrc -> format-check -> deploy files (kustomize + schema
+#   validation, promtool; scripts/check-deploy.sh) -> gcc release build -> clang build ->
 #   ASan/UBSan build (daemons + component tests) -> unit tests (sanitized) ->
 #   unit tests under valgrind (release) ->
 #   integration tests (sanitized binaries against private PostgreSQL + Redis
@@ -63,6 +64,7 @@ step deps sh scripts/deps.sh
 step checksrc sh scripts/checksrc.sh
 # clang-format reads stdin when given no files: never let it wait on a terminal.
 step format-check "$MAKE" format-check </dev/null
+step check-deploy bash scripts/check-deploy.sh
 step build-gcc "$MAKE" -j"$JOBS" all components
 step build-clang "$MAKE" -j"$JOBS" CC=clang BUILD=build/clang BINDIR=build/clang/bin
 step build-san "$MAKE" -j"$JOBS" SAN=1 BINDIR=build/san/bin all components
