@@ -9,6 +9,7 @@ light load, the figure the Kubernetes requests are sized from."""
 
 import json
 import re
+import time
 import uuid
 from pathlib import Path
 
@@ -204,3 +205,34 @@ def test_every_alert_and_dashboard_metric_is_exposed(stack, migrated):
     rss = {d: rss_kib(p) for d, p in (("api", api.proc.pid), ("worker", wk.proc.pid),
                                       ("webhook", wh.proc.pid), ("feeengine", fe.proc.pid))}
     print("\nVmRSS after light load (KiB): " + ", ".join(f"{k} {v}" for k, v in rss.items()))
+
+
+def metric_value(port: int, series: str):
+    for line in request(port, "GET", "/metrics", key=None).body.decode().splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_queue_gauges_follow_redis(migrated, redis, workdir):
+    """rampart_queue_* are sampled from Redis (every 5 s): a DLQ entry and a
+    delayed job written behind the worker's back show up on its /metrics."""
+    prefix = f"itqg{uuid.uuid4().hex[:8]}"
+    wk = Worker(worker_env(migrated, redis, prefix), workdir, f"qgauge-worker-{prefix}").start()
+    try:
+        q = 'queue="payments"'
+        assert wait_for(lambda: metric_value(wk.port, f"rampart_queue_lag{{{q}}}") == 0, 15, 0.5)
+        assert metric_value(wk.port, f"rampart_queue_dlq_depth{{{q}}}") == 0
+        for i in range(3):
+            redis.cli("XADD", f"{prefix}:{{payments}}:dlq", "*", "payment_id", f"pay_{i}",
+                      "step", "onramp_poll", "error", "boom")
+        # Due in an hour: stays in the delayed set.
+        redis.cli("ZADD", f"{prefix}:{{payments}}:delayed", str(int(time.time() * 1000) + 3600_000),
+                  "payment_id=pay_later|step=onramp_poll|attempt=1|request_id=req_x")
+        assert wait_for(lambda: metric_value(wk.port, f"rampart_queue_dlq_depth{{{q}}}") == 3,
+                        15, 0.5), request(wk.port, "GET", "/metrics", key=None).body.decode()
+        assert wait_for(lambda: metric_value(wk.port, f"rampart_queue_delayed{{{q}}}") == 1, 15, 0.5)
+        assert metric_value(wk.port, f"rampart_queue_pending{{{q}}}") == 0
+    finally:
+        problems = wk.stop_and_check()
+        assert not problems, "\n".join(problems)
