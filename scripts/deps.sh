@@ -15,7 +15,7 @@ RAMPART_SCRIPT=deps
 
 PKGS=(gcc make pkg-config clang clang-format libevent-dev libhiredis-dev libjansson-dev
 	libcurl4-openssl-dev libpq-dev libssl-dev libcmocka-dev redis-server postgresql-15
-	python3-pytest valgrind curl prometheus)
+	python3-pytest valgrind curl prometheus stunnel4)
 
 # Tools needed as commands, with the Debian packages that provide them when
 # the command is missing. A machine may have them from elsewhere (kubectl
