@@ -13,6 +13,8 @@ RAMPART_SCRIPT=deps
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 
+# prometheus: promtool (scripts/check-deploy.sh); stunnel4: the Redis TLS
+# sidecar's test (tests/integration/test_redis_tls.py).
 PKGS=(gcc make pkg-config clang clang-format libevent-dev libhiredis-dev libjansson-dev
 	libcurl4-openssl-dev libpq-dev libssl-dev libcmocka-dev redis-server postgresql-15
 	python3-pytest valgrind curl prometheus stunnel4)
