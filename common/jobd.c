@@ -3,7 +3,9 @@
 
 #include <event2/event.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/clock.h"
 #include "common/http.h"
@@ -13,13 +15,146 @@
 #include "common/pg.h"
 #include "common/redis.h"
 
+#define QUEUE_SAMPLE_SECONDS 5
+
+/* The queue's gauges, sampled by a timer with three non-blocking commands
+ * (XINFO GROUPS, XLEN, ZCARD) on the queue's command connection. Its own
+ * allocation: replies may come back after jobd_free (the connection is
+ * freed later, by jobq_free, failing them), so the last one frees it. */
+struct sampler {
+	struct rds *redis;
+	char group[64];
+	int outstanding;
+	bool orphaned;
+	struct metric *pending, *lag, *delayed, *dlq;
+};
+
 struct jobd {
 	struct jobd_opts o;
 	struct http_server *admin;
-	struct event *drain_ev, *sigterm_ev, *sigint_ev;
+	struct event *drain_ev, *sigterm_ev, *sigint_ev, *sample_ev;
+	struct sampler *sampler;
 	bool draining;
 	uint64_t deadline_us;
 };
+
+static bool sample_reply_done(struct sampler *s)
+{
+	s->outstanding--;
+	if (s->orphaned && s->outstanding == 0) {
+		free(s);
+		return true;
+	}
+	return s->orphaned;
+}
+
+/* XINFO GROUPS <stream>: this group's pending (read, not acknowledged) and
+ * lag (not read yet; nil when Redis cannot tell, then the gauge keeps its
+ * last value). No stream yet: nothing was ever queued. */
+static void sample_groups(void *arg, redisReply *reply, const char *err)
+{
+	struct sampler *s = arg;
+	if (sample_reply_done(s))
+		return;
+	if (err && reply && strstr(err, "no such key")) {
+		metric_set(s->pending, 0);
+		metric_set(s->lag, 0);
+		return;
+	}
+	if (err || !reply || reply->type != REDIS_REPLY_ARRAY)
+		return;
+	for (size_t g = 0; g < reply->elements; g++) {
+		redisReply *grp = reply->element[g];
+		if (grp->type != REDIS_REPLY_ARRAY)
+			continue;
+		redisReply *pending = NULL, *lag = NULL;
+		bool ours = false;
+		for (size_t i = 0; i + 1 < grp->elements; i += 2) {
+			redisReply *k = grp->element[i], *v = grp->element[i + 1];
+			if (k->type != REDIS_REPLY_STRING)
+				continue;
+			if (strcmp(k->str, "name") == 0)
+				ours = v->type == REDIS_REPLY_STRING &&
+				       strcmp(v->str, s->group) == 0;
+			else if (strcmp(k->str, "pending") == 0)
+				pending = v;
+			else if (strcmp(k->str, "lag") == 0)
+				lag = v;
+		}
+		if (!ours)
+			continue;
+		if (pending && pending->type == REDIS_REPLY_INTEGER)
+			metric_set(s->pending, pending->integer);
+		if (lag && lag->type == REDIS_REPLY_INTEGER)
+			metric_set(s->lag, lag->integer);
+	}
+}
+
+static void sample_count(struct metric *m, const redisReply *reply, const char *err)
+{
+	if (!err && reply && reply->type == REDIS_REPLY_INTEGER)
+		metric_set(m, reply->integer);
+}
+
+static void sample_delayed(void *arg, redisReply *reply, const char *err)
+{
+	struct sampler *s = arg;
+	if (!sample_reply_done(s))
+		sample_count(s->delayed, reply, err);
+}
+
+static void sample_dlq(void *arg, redisReply *reply, const char *err)
+{
+	struct sampler *s = arg;
+	if (!sample_reply_done(s))
+		sample_count(s->dlq, reply, err);
+}
+
+static void sample_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct jobd *d = arg;
+	struct sampler *s = d->sampler;
+	(void)fd;
+	(void)what;
+	/* One round at a time; none while draining (the drain waits for every
+	 * pending command of this connection). */
+	if (d->draining || s->outstanding > 0 || !rds_connected(s->redis))
+		return;
+	struct jobq *q = d->o.jobs;
+	if (rds_command(s->redis, sample_groups, s, "XINFO GROUPS %s", jobq_stream_key(q)) == 0)
+		s->outstanding++;
+	if (rds_command(s->redis, sample_delayed, s, "ZCARD %s", jobq_delayed_key(q)) == 0)
+		s->outstanding++;
+	if (rds_command(s->redis, sample_dlq, s, "XLEN %s", jobq_dlq_key(q)) == 0)
+		s->outstanding++;
+}
+
+static struct sampler *sampler_new(struct jobq *q)
+{
+	struct sampler *s = calloc(1, sizeof(*s));
+	char labels[96];
+	if (!s)
+		return NULL;
+	s->redis = jobq_redis(q);
+	snprintf(s->group, sizeof(s->group), "%s", jobq_group(q));
+	snprintf(labels, sizeof(labels), "queue=\"%s\"", jobq_name(q));
+	s->pending = metrics_gauge("rampart_queue_pending",
+				   "Jobs read by the consumer group and not yet acknowledged "
+				   "(XINFO GROUPS pending), sampled every 5 s",
+				   labels);
+	s->lag = metrics_gauge("rampart_queue_lag",
+			       "Jobs in the stream not yet read by the consumer group "
+			       "(XINFO GROUPS lag), sampled every 5 s",
+			       labels);
+	s->delayed = metrics_gauge("rampart_queue_delayed",
+				   "Jobs scheduled for later (retries, polls): ZCARD of the "
+				   "delayed set, sampled every 5 s",
+				   labels);
+	s->dlq = metrics_gauge("rampart_queue_dlq_depth",
+			       "Entries in the dead-letter stream (XLEN), sampled every 5 s",
+			       labels);
+	return s;
+}
 
 /* GET /healthz: the loop answers. */
 static void admin_live(struct http_req *r, void *arg)
@@ -115,8 +250,12 @@ struct jobd *jobd_new(const struct jobd_opts *o)
 	d->drain_ev = event_new(o->base, -1, EV_PERSIST, drain_tick, d);
 	d->sigterm_ev = evsignal_new(o->base, SIGTERM, signal_cb, d);
 	d->sigint_ev = evsignal_new(o->base, SIGINT, signal_cb, d);
-	if (!d->admin || !d->drain_ev || !d->sigterm_ev || !d->sigint_ev ||
-	    evsignal_add(d->sigterm_ev, NULL) || evsignal_add(d->sigint_ev, NULL) ||
+	d->sample_ev = event_new(o->base, -1, EV_PERSIST, sample_tick, d);
+	d->sampler = sampler_new(o->jobs);
+	struct timeval every = {QUEUE_SAMPLE_SECONDS, 0};
+	if (!d->admin || !d->drain_ev || !d->sigterm_ev || !d->sigint_ev || !d->sample_ev ||
+	    !d->sampler || event_add(d->sample_ev, &every) || evsignal_add(d->sigterm_ev, NULL) ||
+	    evsignal_add(d->sigint_ev, NULL) ||
 	    http_server_listen(d->admin, o->host, o->port, false) != 0) {
 		jobd_free(d);
 		return NULL;
@@ -135,9 +274,15 @@ void jobd_free(struct jobd *d)
 		return;
 	if (d->admin)
 		http_server_free(d->admin);
-	struct event *evs[] = {d->drain_ev, d->sigterm_ev, d->sigint_ev};
+	struct event *evs[] = {d->drain_ev, d->sigterm_ev, d->sigint_ev, d->sample_ev};
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
 		if (evs[i])
 			event_free(evs[i]);
+	if (d->sampler) {
+		if (d->sampler->outstanding == 0)
+			free(d->sampler);
+		else
+			d->sampler->orphaned = true;
+	}
 	free(d);
 }

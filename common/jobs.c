@@ -1079,6 +1079,16 @@ struct rds *jobq_redis(struct jobq *q)
 	return q ? q->cmd : NULL;
 }
 
+const char *jobq_name(const struct jobq *q)
+{
+	return q->queue;
+}
+
+const char *jobq_group(const struct jobq *q)
+{
+	return q->group;
+}
+
 const char *jobq_stream_key(const struct jobq *q)
 {
 	return q->stream;

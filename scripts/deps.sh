@@ -14,9 +14,19 @@ RAMPART_SCRIPT=deps
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 
+# prometheus: promtool (scripts/check-deploy.sh); stunnel4: the Redis TLS
+# sidecar's test (tests/integration/test_redis_tls.py).
 PKGS=(gcc make pkg-config clang clang-format libevent-dev libhiredis-dev libjansson-dev
 	libcurl4-openssl-dev libpq-dev libssl-dev libcmocka-dev redis-server postgresql-15
-	python3-pytest python3-yaml valgrind curl docker-compose)
+	python3-pytest python3-yaml valgrind curl docker-compose prometheus stunnel4)
+
+# Tools needed as commands, with the Debian packages that provide them when
+# the command is missing. A machine may have them from elsewhere (kubectl
+# from Kubernetes' own packages, node and npm from NodeSource, which bundles
+# npm): then nothing is installed, as Debian's packages would conflict.
+#   kubectl: kubernetes-client (1.20, whose built-in kustomize renders
+#     deploy/k8s); node + npm: tests/k8s's schema validation (make test).
+CMDS=("kubectl:kubernetes-client" "node:nodejs" "npm:npm")
 
 for arg in "$@"; do
 	case $arg in
@@ -37,6 +47,9 @@ installed() {
 missing=()
 for p in "${PKGS[@]}"; do
 	installed "$p" || missing+=("$p")
+done
+for c in "${CMDS[@]}"; do
+	command -v "${c%%:*}" >/dev/null 2>&1 || installed "${c#*:}" || missing+=("${c#*:}")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # scripts/test.sh - every check rampart has, in order (what `make test` and CI run).
 #
-#   deps -> checksrc -> format-check -> gcc release build -> compose file and
-#   image library checks -> clang build ->
+#   deps -> checksrc -> format-check -> deploy files (kustomize + schema
+#   validation, promtool; scripts/check-deploy.sh) -> gcc release build ->
+#   compose file and image library checks -> clang build ->
 #   ASan/UBSan build (daemons + component tests) -> unit tests (sanitized) ->
 #   unit tests under valgrind (release) ->
 #   integration tests (sanitized binaries against private PostgreSQL + Redis
@@ -64,6 +65,7 @@ step deps sh scripts/deps.sh
 step checksrc sh scripts/checksrc.sh
 # clang-format reads stdin when given no files: never let it wait on a terminal.
 step format-check "$MAKE" format-check </dev/null
+step check-deploy bash scripts/check-deploy.sh
 step build-gcc "$MAKE" -j"$JOBS" all components
 step deploy-compose sh scripts/check-compose.sh bin
 step build-clang "$MAKE" -j"$JOBS" CC=clang BUILD=build/clang BINDIR=build/clang/bin

@@ -56,6 +56,8 @@ struct app {
 	char snapshot_key[128]; /* <prefix>:market:snapshot */
 	char jobs_key[128];	/* <prefix>:{payments}:jobs */
 	char dlq_key[128];	/* <prefix>:{payments}:dlq */
+	char wh_jobs_key[128];	/* <prefix>:{webhooks}:jobs (/health) */
+	char wh_dlq_key[128];	/* <prefix>:{webhooks}:dlq (/health) */
 	unsigned nonce;		/* random per process: names its fee reply streams */
 };
 
@@ -156,5 +158,11 @@ void health_metrics(struct http_req *r, void *loop);
 /* Applies pending embedded migrations; blocks the calling thread on its own
  * private event loop (start-up only). Returns 0 or -1. */
 int migrate_run(const char *database_url) __attribute__((warn_unused_result));
+
+/* ---- keys.c ---- */
+/* `rampart-api keys create NAME | list | revoke ID` (argv after "keys"):
+ * blocking, before any loop. Returns the exit status: 0, 1 (database or
+ * not found), 2 (usage). */
+int keys_main(const char *database_url, int argc, char **argv);
 
 #endif

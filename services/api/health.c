@@ -10,7 +10,13 @@
 
 #define HEALTH_DEADLINE_MS 2000
 
-enum { CK_POSTGRES, CK_REDIS, CK_QUEUE, CK_DLQ, CK_COUNT };
+enum { CK_POSTGRES, CK_REDIS, CK_QUEUE, CK_DLQ, CK_WH_QUEUE, CK_WH_DLQ, CK_MARKET, CK_COUNT };
+
+/* The market snapshot's sources (docs/fees.md): <name>.as_of, <name>.source. */
+static const char *const market_sources[] = {"fx",	   "prices",	   "gas.ethereum",
+					     "gas.base",   "gas.polygon",  "gas.arbitrum",
+					     "gas.solana", "status.circle"};
+#define N_SOURCES (sizeof(market_sources) / sizeof(market_sources[0]))
 
 struct check {
 	bool done, up;
@@ -30,12 +36,14 @@ struct health {
 	uint64_t start_us;
 	struct event *deadline;
 	struct check ck[CK_COUNT];
+	json_t *market; /* the market_data check's body, built when its reply came */
 };
 
 static void health_reply(struct health *h)
 {
-	static const char *const names[CK_COUNT] = {"postgres", "redis", "payments_queue",
-						    "payments_dlq"};
+	static const char *const names[CK_COUNT] = {
+		"postgres",	  "redis",	  "payments_queue", "payments_dlq",
+		"webhooks_queue", "webhooks_dlq", "market_data"};
 	json_t *checks = json_array();
 	bool down = false, degraded = false;
 
@@ -53,15 +61,23 @@ static void health_reply(struct health *h)
 				      (double)c->latency_us / 1000.0);
 		if (!c->up)
 			json_object_set_new(o, "error", json_string(c->error));
-		if (i == CK_QUEUE && c->up) {
+		if ((i == CK_QUEUE || i == CK_WH_QUEUE) && c->up) {
 			json_object_set_new(o, "pending", json_integer(c->a));
 			json_object_set_new(o, "lag",
 					    c->has_lag ? json_integer(c->b) : json_null());
 		}
-		if (i == CK_DLQ && c->up) {
+		if ((i == CK_DLQ || i == CK_WH_DLQ) && c->up) {
 			json_object_set_new(o, "depth", json_integer(c->a));
 			if (c->a > 0) {
 				json_object_set_new(o, "status", json_string("warn"));
+				degraded = true;
+			}
+		}
+		if (i == CK_MARKET && c->up && h->market) {
+			json_object_update(o, h->market);
+			if (c->error[0]) {
+				json_object_set_new(o, "status", json_string("warn"));
+				json_object_set_new(o, "reason", json_string(c->error));
 				degraded = true;
 			}
 		}
@@ -84,6 +100,7 @@ static void health_release(struct health *h)
 		return;
 	if (h->deadline)
 		event_free(h->deadline);
+	json_decref(h->market);
 	free(h);
 }
 
@@ -123,19 +140,18 @@ static void ping_done(void *arg, redisReply *reply, const char *err)
 	health_release(h);
 }
 
-/* XINFO GROUPS <jobs>: pending and lag of the "workers" group. A missing
- * stream means nothing was ever queued: up, empty. */
-static void xinfo_done(void *arg, redisReply *reply, const char *err)
+/* XINFO GROUPS <jobs>: pending and lag of the queue's consumer group. A
+ * missing stream means nothing was ever queued: up, empty. */
+static void xinfo_reply(struct health *h, int which, redisReply *reply, const char *err)
 {
-	struct health *h = arg;
-	struct check *c = &h->ck[CK_QUEUE];
+	struct check *c = &h->ck[which];
 	h->outstanding--;
 	if (!h->replied) {
 		if (err && reply && strstr(err, "no such key")) {
 			c->has_lag = true;
-			check_done(h, CK_QUEUE, true, NULL);
+			check_done(h, which, true, NULL);
 		} else if (err || !reply || reply->type != REDIS_REPLY_ARRAY) {
-			check_done(h, CK_QUEUE, false, err ? err : "unexpected reply");
+			check_done(h, which, false, err ? err : "unexpected reply");
 		} else {
 			for (size_t g = 0; g < reply->elements; g++) {
 				redisReply *grp = reply->element[g];
@@ -157,23 +173,124 @@ static void xinfo_done(void *arg, redisReply *reply, const char *err)
 			}
 			if (reply->elements == 0)
 				c->has_lag = true;
-			check_done(h, CK_QUEUE, true, NULL);
+			check_done(h, which, true, NULL);
 		}
+	}
+	health_release(h);
+}
+
+static void xinfo_done(void *arg, redisReply *reply, const char *err)
+{
+	xinfo_reply(arg, CK_QUEUE, reply, err);
+}
+
+static void wh_xinfo_done(void *arg, redisReply *reply, const char *err)
+{
+	xinfo_reply(arg, CK_WH_QUEUE, reply, err);
+}
+
+static void xlen_reply(struct health *h, int which, redisReply *reply, const char *err)
+{
+	h->outstanding--;
+	if (!h->replied) {
+		if (!err && reply && reply->type == REDIS_REPLY_INTEGER)
+			h->ck[which].a = reply->integer;
+		check_done(h, which, !err && reply && reply->type == REDIS_REPLY_INTEGER,
+			   err ? err : "unexpected reply");
 	}
 	health_release(h);
 }
 
 static void xlen_done(void *arg, redisReply *reply, const char *err)
 {
+	xlen_reply(arg, CK_DLQ, reply, err);
+}
+
+static void wh_xlen_done(void *arg, redisReply *reply, const char *err)
+{
+	xlen_reply(arg, CK_WH_DLQ, reply, err);
+}
+
+/* A snapshot field as unix seconds; 0 when absent or not a number. */
+static long long field_secs(const redisReply *v)
+{
+	if (!v || v->type != REDIS_REPLY_STRING)
+		return 0;
+	char *end;
+	long long x = strtoll(v->str, &end, 10);
+	return *end == '\0' && x > 0 ? x : 0;
+}
+
+/* HMGET <snapshot> snapshot.as_of, then <source>.as_of and <source>.source
+ * per source. Up (fresh) when the snapshot exists, was rewritten within
+ * MARKET_CACHE_TTL_SECONDS and no source is on its built-in default; else
+ * "warn" with the reason, and overall "degraded": quotes still work, on
+ * older or built-in rates. */
+static void market_done(void *arg, redisReply *reply, const char *err)
+{
 	struct health *h = arg;
 	h->outstanding--;
-	if (!h->replied) {
-		if (!err && reply && reply->type == REDIS_REPLY_INTEGER)
-			h->ck[CK_DLQ].a = reply->integer;
-		check_done(h, CK_DLQ, !err && reply && reply->type == REDIS_REPLY_INTEGER,
-			   err ? err : "unexpected reply");
+	if (h->replied) {
+		health_release(h);
+		return;
 	}
+	if (err || !reply || reply->type != REDIS_REPLY_ARRAY ||
+	    reply->elements != 1 + 2 * N_SOURCES) {
+		check_done(h, CK_MARKET, false, err ? err : "unexpected reply");
+		health_release(h);
+		return;
+	}
+	long long now = (long long)(clock_wall_ms() / 1000);
+	long long written = field_secs(reply->element[0]);
+	long long ttl = h->l->app->cfg.market_ttl_s;
+	json_t *sources = json_object();
+	char defaults[96] = "";
+	size_t used = 0;
+	for (size_t i = 0; i < N_SOURCES; i++) {
+		long long as_of = field_secs(reply->element[1 + 2 * i]);
+		const redisReply *sv = reply->element[2 + 2 * i];
+		const char *src = sv && sv->type == REDIS_REPLY_STRING ? sv->str : "default";
+		if (strcmp(src, "live") != 0 && strcmp(src, "cached") != 0)
+			src = "default";
+		json_object_set_new(sources, market_sources[i],
+				    json_pack("{s:s, s:o}", "source", src, "age_seconds",
+					      as_of > 0 ? json_integer(now - as_of) : json_null()));
+		if (strcmp(src, "default") == 0 && used < sizeof(defaults))
+			used += (size_t)snprintf(defaults + used, sizeof(defaults) - used, "%s%s",
+						 used ? ", " : "", market_sources[i]);
+	}
+	h->market = json_pack("{s:o, s:o}", "snapshot_age_seconds",
+			      written > 0 ? json_integer(now - written) : json_null(), "sources",
+			      sources);
+	char why[160] = "";
+	if (written == 0)
+		snprintf(why, sizeof(why),
+			 "no market snapshot in Redis (is a feeengine running?): built-in rates");
+	else if (now - written > ttl)
+		snprintf(why, sizeof(why),
+			 "snapshot not rewritten for %lld s (MARKET_CACHE_TTL_SECONDS %lld)",
+			 now - written, ttl);
+	else if (defaults[0])
+		snprintf(why, sizeof(why), "on built-in defaults: %s", defaults);
+	check_done(h, CK_MARKET, true, why[0] ? why : NULL);
 	health_release(h);
+}
+
+static int market_send(struct health *h)
+{
+	const char *argv[3 + 2 * N_SOURCES];
+	char fields[2 * N_SOURCES][32];
+	int n = 0;
+	argv[n++] = "HMGET";
+	argv[n++] = h->l->app->snapshot_key;
+	argv[n++] = "snapshot.as_of";
+	for (size_t i = 0; i < N_SOURCES; i++) {
+		snprintf(fields[2 * i], sizeof(fields[0]), "%s.as_of", market_sources[i]);
+		snprintf(fields[2 * i + 1], sizeof(fields[0]), "%s.source", market_sources[i]);
+		argv[n++] = fields[2 * i];
+		argv[n++] = fields[2 * i + 1];
+	}
+	return rds_command_argv(h->l->redis, market_done, h, n, argv, NULL, 0);
 }
 
 static void deadline_cb(evutil_socket_t fd, short what, void *arg)
@@ -190,6 +307,7 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 void health_full(struct http_req *r, void *arg)
 {
 	struct loop *l = arg;
+	struct app *a = l->app;
 	struct health *h = calloc(1, sizeof(*h));
 	if (!h) {
 		http_reply_error(r, 503, "SERVICE_UNAVAILABLE", NULL, "out of memory");
@@ -206,22 +324,21 @@ void health_full(struct http_req *r, void *arg)
 	/* Submit every check first, then record refusals, so a reply cannot
 	 * happen while later checks are still being started. */
 	bool refused[CK_COUNT] = {0};
-	if (pg_query(l->pg, "SELECT 1", 0, NULL, pg_done, h) == 0)
-		h->outstanding++;
-	else
-		refused[CK_POSTGRES] = true;
-	if (rds_command(l->redis, ping_done, h, "PING") == 0)
-		h->outstanding++;
-	else
-		refused[CK_REDIS] = true;
-	if (rds_command(l->redis, xinfo_done, h, "XINFO GROUPS %s", l->app->jobs_key) == 0)
-		h->outstanding++;
-	else
-		refused[CK_QUEUE] = true;
-	if (rds_command(l->redis, xlen_done, h, "XLEN %s", l->app->dlq_key) == 0)
-		h->outstanding++;
-	else
-		refused[CK_DLQ] = true;
+	int sent[CK_COUNT];
+	sent[CK_POSTGRES] = pg_query(l->pg, "SELECT 1", 0, NULL, pg_done, h);
+	sent[CK_REDIS] = rds_command(l->redis, ping_done, h, "PING");
+	sent[CK_QUEUE] = rds_command(l->redis, xinfo_done, h, "XINFO GROUPS %s", a->jobs_key);
+	sent[CK_DLQ] = rds_command(l->redis, xlen_done, h, "XLEN %s", a->dlq_key);
+	sent[CK_WH_QUEUE] =
+		rds_command(l->redis, wh_xinfo_done, h, "XINFO GROUPS %s", a->wh_jobs_key);
+	sent[CK_WH_DLQ] = rds_command(l->redis, wh_xlen_done, h, "XLEN %s", a->wh_dlq_key);
+	sent[CK_MARKET] = market_send(h);
+	for (int i = 0; i < CK_COUNT; i++) {
+		if (sent[i] == 0)
+			h->outstanding++;
+		else
+			refused[i] = true;
+	}
 	for (int i = 0; i < CK_COUNT; i++)
 		if (refused[i] && !h->replied)
 			check_done(h, i, false,

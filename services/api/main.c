@@ -182,8 +182,10 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: rampart-api [--migrate | --version | --help]\n"
+		     "       rampart-api keys create NAME | keys list | keys revoke ID\n"
 		     "  (no option)  serve the REST API on API_LISTEN\n"
 		     "  --migrate    apply pending database migrations and exit\n"
+		     "  keys ...     manage the API keys stored (hashed) in PostgreSQL\n"
 		     "Configuration comes from the environment; see README.md.\n");
 }
 
@@ -192,9 +194,12 @@ int main(int argc, char **argv)
 	struct app a;
 	bool migrate = false;
 	int rc = 1;
+	int keys_at = 0; /* argv index of "keys", 0 = not the keys subcommand */
 
 	memset(&a, 0, sizeof(a));
-	for (int i = 1; i < argc; i++) {
+	if (argc > 1 && strcmp(argv[1], "keys") == 0)
+		keys_at = 1;
+	for (int i = 1; i < argc && !keys_at; i++) {
 		if (strcmp(argv[i], "--migrate") == 0) {
 			migrate = true;
 		} else if (strcmp(argv[i], "--version") == 0) {
@@ -214,6 +219,11 @@ int main(int argc, char **argv)
 		return 1;
 	log_init("api", a.cfg.base.log_level, a.cfg.base.log_json);
 	srand((unsigned)clock_mono_us());
+	if (keys_at) {
+		rc = keys_main(a.cfg.base.database_url, argc - keys_at - 1, argv + keys_at + 1);
+		api_config_free(&a.cfg);
+		return rc;
+	}
 	if (migrate) {
 		rc = migrate_run(a.cfg.base.database_url) == 0 ? 0 : 1;
 		api_config_free(&a.cfg);
@@ -229,6 +239,9 @@ int main(int argc, char **argv)
 		 a.cfg.base.redis_prefix);
 	snprintf(a.jobs_key, sizeof(a.jobs_key), "%s:{payments}:jobs", a.cfg.base.redis_prefix);
 	snprintf(a.dlq_key, sizeof(a.dlq_key), "%s:{payments}:dlq", a.cfg.base.redis_prefix);
+	snprintf(a.wh_jobs_key, sizeof(a.wh_jobs_key), "%s:{webhooks}:jobs",
+		 a.cfg.base.redis_prefix);
+	snprintf(a.wh_dlq_key, sizeof(a.wh_dlq_key), "%s:{webhooks}:dlq", a.cfg.base.redis_prefix);
 	a.nonce = (unsigned)rand();
 	atomic_init(&a.draining, false);
 	struct event_base *main_base = event_base_new();

@@ -278,3 +278,106 @@ def test_out_of_descriptors_pauses_accepting_instead_of_spinning(start_api):
     log = a.stderr_path.read_text() + a.stdout_path.read_text()
     assert "Error from accept() call" not in log
     assert 1 <= log.count("http: cannot accept connections; pausing") <= 2, log[-2000:]
+
+
+# --------------------------------------------------------------------------
+# /health: the webhook queue and its DLQ, and the market data's freshness
+
+MARKET_SOURCES = ("fx", "prices", "gas.ethereum", "gas.base", "gas.polygon", "gas.arbitrum",
+                  "gas.solana", "status.circle")
+
+
+def _write_snapshot(redis, prefix, written, sources):
+    """sources: name -> (source, as_of); written: snapshot.as_of (None: no hash)."""
+    key = f"{prefix}:market:snapshot"
+    redis.cli("DEL", key)
+    if written is None:
+        return
+    args = ["snapshot.as_of", str(written), "fx.EUR", "0.919"]
+    for name, (src, as_of) in sources.items():
+        args += [f"{name}.source", src, f"{name}.as_of", str(as_of)]
+    redis.cli("HSET", key, *args)
+
+
+def _health(api):
+    r = api.get("/health", key=None)
+    assert r.status == 200, f"GET /health: {r.status} {r.body!r}"
+    return r.body, _checks(r.body)
+
+
+def test_health_reports_webhook_queue_and_dlq(start_api, redis):
+    prefix = f"itwh{uuid.uuid4().hex[:8]}"
+    a = start_api({"REDIS_PREFIX": prefix})
+    now = int(time.time())
+    _write_snapshot(redis, prefix, now, {s: ("live", now) for s in MARKET_SOURCES})
+    body, c = _health(a)
+    assert body["overall_status"] == "healthy", body
+    assert c["webhooks_queue"]["status"] == "up", body
+    assert c["webhooks_queue"]["pending"] == 0 and c["webhooks_queue"]["lag"] == 0, body
+    assert c["webhooks_dlq"]["status"] == "up" and c["webhooks_dlq"]["depth"] == 0, body
+
+    jobs, dlq = f"{prefix}:{{webhooks}}:jobs", f"{prefix}:{{webhooks}}:dlq"
+    redis.cli("XGROUP", "CREATE", jobs, "webhooks", "$", "MKSTREAM")
+    for i in range(4):
+        redis.cli("XADD", jobs, "*", "delivery_id", f"dlv_{i}", "attempt", "1")
+    redis.cli("XREADGROUP", "GROUP", "webhooks", "w1", "COUNT", "1", "STREAMS", jobs, ">")
+    body, c = _health(a)
+    assert body["overall_status"] == "healthy", body
+    assert c["webhooks_queue"]["pending"] == 1 and c["webhooks_queue"]["lag"] == 3, body
+    # The payments queue is a different stream: untouched.
+    assert c["payments_queue"]["pending"] == 0 and c["payments_queue"]["lag"] == 0, body
+
+    redis.cli("XADD", dlq, "*", "delivery_id", "dlv_x", "error", "HTTP 500")
+    redis.cli("XADD", dlq, "*", "delivery_id", "dlv_y", "error", "timeout")
+    body, c = _health(a)
+    assert body["overall_status"] == "degraded", body
+    assert c["webhooks_dlq"]["status"] == "warn" and c["webhooks_dlq"]["depth"] == 2, body
+    assert c["payments_dlq"]["status"] == "up", body
+
+
+def test_health_market_data_freshness(start_api, redis):
+    prefix = f"itmk{uuid.uuid4().hex[:8]}"
+    a = start_api({"REDIS_PREFIX": prefix, "MARKET_CACHE_TTL_SECONDS": 60})
+
+    # No snapshot at all: quotes run on built-in rates.
+    _write_snapshot(redis, prefix, None, {})
+    body, c = _health(a)
+    m = c["market_data"]
+    assert m["status"] == "warn" and "no market snapshot" in m["reason"], body
+    assert m["snapshot_age_seconds"] is None, body
+    assert set(m["sources"]) == set(MARKET_SOURCES), body
+    assert all(v == {"source": "default", "age_seconds": None} for v in m["sources"].values()), body
+    assert body["overall_status"] == "degraded", body
+
+    # Fresh, every source live: up, with each source's age.
+    now = int(time.time())
+    srcs = {s: ("live", now - 5) for s in MARKET_SOURCES}
+    srcs["gas.solana"] = ("cached", now - 40)
+    _write_snapshot(redis, prefix, now - 2, srcs)
+    body, c = _health(a)
+    m = c["market_data"]
+    assert m["status"] == "up" and "reason" not in m, body
+    assert body["overall_status"] == "healthy", body
+    assert 2 <= m["snapshot_age_seconds"] <= 2 + 30, body
+    assert m["sources"]["fx"]["source"] == "live" and 5 <= m["sources"]["fx"]["age_seconds"] <= 35
+    assert m["sources"]["gas.solana"]["source"] == "cached", body
+    assert 40 <= m["sources"]["gas.solana"]["age_seconds"] <= 70, body
+
+    # A source on its built-in default: warn, naming it.
+    srcs["prices"] = ("default", 0)
+    _write_snapshot(redis, prefix, now, srcs)
+    body, c = _health(a)
+    m = c["market_data"]
+    assert m["status"] == "warn" and m["reason"] == "on built-in defaults: prices", body
+    assert m["sources"]["prices"] == {"source": "default", "age_seconds": None}, body
+    assert body["overall_status"] == "degraded", body
+
+    # Not rewritten for longer than MARKET_CACHE_TTL_SECONDS: stale.
+    srcs["prices"] = ("live", now - 500)
+    _write_snapshot(redis, prefix, now - 500, srcs)
+    body, c = _health(a)
+    m = c["market_data"]
+    assert m["status"] == "warn" and "not rewritten for" in m["reason"], body
+    assert "MARKET_CACHE_TTL_SECONDS 60" in m["reason"], body
+    assert m["snapshot_age_seconds"] >= 500, body
+    assert body["overall_status"] == "degraded", body

@@ -151,6 +151,13 @@ def test_snapshot_garbage_is_ignored(start_api, redis, bad):
 def test_health_reports_queue_lag_and_dlq_depth(start_api, redis):
     prefix = f"itq{uuid.uuid4().hex[:8]}"
     a = start_api({"REDIS_PREFIX": prefix})
+    # Fresh market data, so that only the queues decide the overall status.
+    now = int(time.time())
+    fresh = {"snapshot.as_of": str(now)}
+    for src in ("fx", "prices", "gas.ethereum", "gas.base", "gas.polygon", "gas.arbitrum",
+                "gas.solana", "status.circle"):
+        fresh[f"{src}.as_of"], fresh[f"{src}.source"] = str(now), "live"
+    _snapshot(redis, prefix, fresh)
     h = a.get("/health", key=None)
     assert h.status == 200 and h.body["overall_status"] == "healthy", h.body
     c = _checks(h.body)

@@ -115,6 +115,10 @@ bool jobq_ready(const struct jobq *q);
 /* The command connection, for producing on the same queue (jobs_add...). */
 struct rds *jobq_redis(struct jobq *q);
 
+/* Name ("payments") and consumer group of this queue (borrowed). */
+const char *jobq_name(const struct jobq *q);
+const char *jobq_group(const struct jobq *q);
+
 /* Keys of this queue (borrowed). */
 const char *jobq_stream_key(const struct jobq *q);
 const char *jobq_delayed_key(const struct jobq *q);
