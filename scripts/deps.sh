@@ -15,7 +15,10 @@ RAMPART_SCRIPT=deps
 
 PKGS=(gcc make pkg-config clang clang-format libevent-dev libhiredis-dev libjansson-dev
 	libcurl4-openssl-dev libpq-dev libssl-dev libcmocka-dev redis-server postgresql-15
-	python3-pytest valgrind curl)
+	python3-pytest python3-yaml python3-jsonschema valgrind curl nodejs)
+# npm runs the OpenAPI checks (tests/openapi). Debian packages it apart from
+# nodejs; NodeSource's nodejs bundles it (and conflicts with Debian's npm).
+command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 
 for arg in "$@"; do
 	case $arg in
