@@ -263,6 +263,7 @@ class Redis:
 
 OPENAPI_YAML = REPO / "docs" / "openapi.yaml"
 API_PORTS: set = set()  # ports of the rampart-api processes started by the tests
+CHECKED = {"answers": 0}  # api answers checked so far (conftest reports it)
 
 
 class ContractError(AssertionError):
@@ -374,6 +375,7 @@ class OpenApiContract:
 
     def check(self, method: str, target: str, status: int, headers, raw: bytes) -> None:
         """Raises ContractError naming the route, status and problems."""
+        CHECKED["answers"] += 1
         probs = self.problems(method, target, status, headers, raw)
         if probs:
             template, _, _ = self.match(method, urlsplit(target).path)
@@ -382,6 +384,37 @@ class OpenApiContract:
                 f"OpenAPI contract (docs/openapi.yaml): {route} answered {status}, which the "
                 f"document does not describe:\n  " + "\n  ".join(probs)
                 + f"\n  request: {method} {target}\n  body: {raw[:600]!r}")
+
+
+    def webhook_problems(self, headers, raw: bytes, name: str = "payment") -> list:
+        """What is wrong with one delivery of the webhook daemon, per the
+        document's webhooks section (headers, media type, payload)."""
+        op = self.doc["webhooks"][name]["post"]
+        headers = {k.lower(): v for k, v in headers.items()}
+        out = []
+        for prm in op.get("parameters", []):
+            prm = self._deref(prm)
+            value = headers.get(prm["name"].lower())
+            if value is None:
+                if prm.get("required"):
+                    out.append(f"header {prm['name']} is required and missing")
+                continue
+            out += [f"header {prm['name']}: {e}" for e in self._schema_errors(prm["schema"], value)]
+        content = op["requestBody"]["content"]
+        ctype = (headers.get("content-type") or "").split(";")[0].strip().lower()
+        if ctype not in content:
+            return out + [f"Content-Type {headers.get('content-type')!r}"]
+        body = _json_or_none(raw)
+        if body is None:
+            return out + [f"body is not JSON: {raw[:200]!r}"]
+        return out + self._schema_errors(content[ctype]["schema"], body)
+
+    def check_webhook(self, headers, raw: bytes, name: str = "payment") -> None:
+        probs = self.webhook_problems(headers, raw, name)
+        if probs:
+            raise ContractError(f"OpenAPI contract (docs/openapi.yaml): a {name} webhook delivery "
+                                f"the document does not describe:\n  " + "\n  ".join(probs)
+                                + f"\n  body: {raw[:600]!r}")
 
 
 def _json_or_none(raw: bytes):

@@ -8,13 +8,20 @@ import copy
 import json
 import os
 import re
+import socket
 import subprocess
+import threading
+import time
+import urllib.request
 
 import pytest
 import yaml
 
+import rampart_it
 from rampart_it import (OPENAPI_YAML, REPO, ContractError, OpenApiContract, check_error,
-                        request)
+                        contract, free_port, request, wait_for)
+from test_webhook_daemon import hooks  # noqa: F401 (fixture: api, worker, webhook daemon)
+from webhook_it import signature
 
 CLIENT_JS = REPO / "tests" / "openapi" / "build" / "js" / "client.js"
 
@@ -113,6 +120,19 @@ def test_contract_rejects_undocumented_routes(api):
                 json.dumps(r.body).encode())
 
 
+def test_request_helper_fails_on_an_answer_the_document_lacks(api, monkeypatch):
+    # The same live answer, checked by request() against a document without
+    # POST /v1/quotes' 201: the helper itself raises, so the test receiving
+    # such an answer fails.
+    c = OpenApiContract()
+    del c.doc["paths"]["/v1/quotes"]["post"]["responses"]["201"]
+    monkeypatch.setattr(rampart_it, "_contract", c)
+    with pytest.raises(ContractError, match="status 201 is not documented for POST /v1/quotes"):
+        api.quote("USD", "EUR", 100000)
+    monkeypatch.undo()
+    assert api.quote("USD", "EUR", 100000).status == 201
+
+
 # --------------------------------------------------------------------------
 # The generated TypeScript client against a live api
 
@@ -144,3 +164,61 @@ def test_generated_typescript_client_runs(api):
     p = request(api.port, "GET", f"/v1/payments/{out['payment_id']}")
     assert p.status == 200 and p.body["quote_id"] == out["quote_id"], p
     assert p.body["metadata"] == {"client": "openapi-fetch"}, p.body
+
+
+# --------------------------------------------------------------------------
+# docs/quickstart.md's receiver: the standardwebhooks npm package verifies
+# real deliveries of the webhook daemon
+
+def test_quickstart_receiver_verifies_real_deliveries(hooks):
+    build_client()  # installs the npm tools (standardwebhooks among them)
+    a, _ = hooks.start(api=True)
+    port = free_port()
+    r = a.post("/v1/webhook_endpoints", {"url": f"http://127.0.0.1:{port}/hooks", "events": ["*"]})
+    assert r.status == 201, r
+    ep, secret = r.body["id"], r.body["secret"]
+    proc = subprocess.Popen(["node", "receiver.mjs"], cwd=REPO / "tests" / "openapi",
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                                 "RAMPART_WEBHOOK_SECRET": secret, "PORT": str(port)})
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")),
+                              daemon=True)
+    reader.start()
+    try:
+        def listening():
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return True
+            except OSError:
+                return proc.poll() is not None  # stop waiting: it exited
+        assert wait_for(listening, 20, 0.1) and proc.poll() is None, "".join(lines)
+
+        q = a.quote("USD", "EUR", 100000)
+        p = a.post("/v1/payments", {"quote_id": q.body["id"], "source_account": "acct_qs",
+                                    "destination_account": "acct_qs_dst"},
+                   headers={"Idempotency-Key": f"qs-{q.body['id']}"})
+        assert p.status == 202, p
+        pid = p.body["id"]
+        want = {f"verified payment.{s} {pid} {s.upper()}\n" for s in
+                ("pending", "onramp_pending", "onramp_complete", "offramp_pending", "completed")}
+        assert wait_for(lambda: want <= set(lines), 60, 0.1), "".join(lines)
+
+        # A forged delivery (signed with another secret) is rejected with 400.
+        body = b'{"id":"evt_00000000-0000-4000-8000-000000000000","type":"payment.completed"}'
+        ts = str(int(time.time()))
+        forged = urllib.request.Request(
+            f"http://127.0.0.1:{port}/hooks", data=body, method="POST",
+            headers={"Content-Type": "application/json", "webhook-id": "evt_x",
+                     "webhook-timestamp": ts,
+                     "webhook-signature": signature("whsec_" + "A" * 32, "evt_x", ts, body)})
+        try:
+            urllib.request.urlopen(forged, timeout=10)
+            raise AssertionError("the forged delivery was accepted")
+        except urllib.error.HTTPError as e:
+            assert e.code == 400
+        assert wait_for(lambda: any(ln.startswith("rejected:") for ln in lines), 10, 0.1), lines
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        a.call("DELETE", f"/v1/webhook_endpoints/{ep}")
