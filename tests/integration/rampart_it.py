@@ -320,7 +320,9 @@ class OpenApiContract:
     def problems(self, method: str, target: str, status: int, headers, raw: bytes) -> list:
         """What is wrong with one response (empty when the document describes it)."""
         path = urlsplit(target).path
-        template, op, methods = self.match(method, path)
+        # HEAD is GET without the content (RFC 9110; the server does the same).
+        head = method == "HEAD"
+        template, op, methods = self.match("GET" if head else method, path)
         ctype = (headers.get("Content-Type") or "").split(";")[0].strip().lower()
         if op is None:
             if template is None:
@@ -357,6 +359,10 @@ class OpenApiContract:
                 continue
             out += [f"header {name}: {e}" for e in self._schema_errors(h.get("schema", {}), value)]
         content = resp.get("content")
+        if head:
+            if raw:
+                out.append(f"a body ({len(raw)} bytes) in the answer to HEAD")
+            return out
         if not content:
             if raw:
                 out.append(f"a body ({len(raw)} bytes) where the document has none")

@@ -120,6 +120,17 @@ def test_contract_rejects_undocumented_routes(api):
                 json.dumps(r.body).encode())
 
 
+def test_edges_the_document_describes(api):
+    # HEAD is answered as GET without content; checked against GET's responses.
+    r = request(api.port, "HEAD", "/v1/quotes/quote_00000000-0000-4000-8000-000000000000")
+    assert r.status == 404 and r.body == b"", r
+    # Over 1 MiB libevent answers 413 itself (HTML, no X-Request-Id): documented.
+    r = request(api.port, "POST", "/v1/quotes", body=b"{" + b" " * (2 << 20) + b"}")
+    assert r.status == 413 and b"413 Request Entity Too Large" in r.body, r
+    r = request(api.port, "POST", "/v1/quotes", body=b"{" + b" " * (70 << 10) + b"}")
+    check_error(r, 413, "BODY_TOO_LARGE")
+
+
 def test_request_helper_fails_on_an_answer_the_document_lacks(api, monkeypatch):
     # The same live answer, checked by request() against a document without
     # POST /v1/quotes' 201: the helper itself raises, so the test receiving
