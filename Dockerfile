@@ -15,7 +15,7 @@ FROM debian:bookworm-slim AS build
 ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update -q \
  && apt-get install -y -q --no-install-recommends \
-        gcc make pkg-config libc6-dev \
+        gcc make pkg-config libc6-dev python3-yaml \
         libevent-dev libhiredis-dev libjansson-dev libcurl4-openssl-dev libpq-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
@@ -24,6 +24,8 @@ COPY scripts/ scripts/
 COPY common/ common/
 COPY services/ services/
 COPY db/ db/
+# Embedded in rampart-api (GET /openapi.json), converted by python3-yaml.
+COPY docs/openapi.yaml docs/
 RUN make -j"$(nproc)" all
 
 # ---- runtime ---------------------------------------------------------------

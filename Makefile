@@ -29,7 +29,7 @@ BINDIR  ?= bin
 COMMON_SRC := $(sort $(wildcard common/*.c))
 COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o)
 API_SRC    := $(sort $(wildcard services/api/*.c))
-API_OBJ    := $(API_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o
+API_OBJ    := $(API_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o $(BUILD)/gen/openapi.o
 WORKER_SRC := $(sort $(wildcard services/worker/*.c))
 WORKER_OBJ := $(WORKER_SRC:%.c=$(BUILD)/%.o)
 WEBHOOK_SRC := $(sort $(wildcard services/webhook/*.c))
@@ -61,6 +61,14 @@ $(BUILD)/gen/migrations.c: $(MIGRATIONS) scripts/embed-migrations.sh
 	sh scripts/embed-migrations.sh $(MIGRATIONS) > $@
 
 $(BUILD)/gen/migrations.o: $(BUILD)/gen/migrations.c
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+# So is the OpenAPI document, converted from YAML to JSON (GET /openapi.json).
+$(BUILD)/gen/openapi.c: docs/openapi.yaml scripts/embed-openapi.sh
+	@mkdir -p $(dir $@)
+	sh scripts/embed-openapi.sh docs/openapi.yaml > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/openapi.o: $(BUILD)/gen/openapi.c
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/libcommon.a: $(COMMON_OBJ)

@@ -18,14 +18,15 @@ RAMPART_SCRIPT=deps
 # sidecar's test (tests/integration/test_redis_tls.py).
 PKGS=(gcc make pkg-config clang clang-format libevent-dev libhiredis-dev libjansson-dev
 	libcurl4-openssl-dev libpq-dev libssl-dev libcmocka-dev redis-server postgresql-15
-	python3-pytest python3-yaml valgrind curl docker-compose prometheus stunnel4)
+	python3-pytest python3-yaml python3-jsonschema valgrind curl docker-compose prometheus stunnel4)
 
 # Tools needed as commands, with the Debian packages that provide them when
 # the command is missing. A machine may have them from elsewhere (kubectl
 # from Kubernetes' own packages, node and npm from NodeSource, which bundles
 # npm): then nothing is installed, as Debian's packages would conflict.
 #   kubectl: kubernetes-client (1.20, whose built-in kustomize renders
-#     deploy/k8s); node + npm: tests/k8s's schema validation (make test).
+#     deploy/k8s); node + npm: tests/k8s's schema validation and the OpenAPI
+#     checks of tests/openapi (make test).
 CMDS=("kubectl:kubernetes-client" "node:nodejs" "npm:npm")
 
 for arg in "$@"; do

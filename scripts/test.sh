@@ -6,6 +6,8 @@
 #   compose file and image library checks -> clang build ->
 #   ASan/UBSan build (daemons + component tests) -> unit tests (sanitized) ->
 #   unit tests under valgrind (release) ->
+#   openapi (npm tools of tests/openapi: lint docs/openapi.yaml, generate the
+#   TypeScript client and type-check it) ->
 #   integration tests (sanitized binaries against private PostgreSQL + Redis
 #   started by the pytest fixtures, which also run the component tests)
 #
@@ -72,5 +74,6 @@ step build-clang "$MAKE" -j"$JOBS" CC=clang BUILD=build/clang BINDIR=build/clang
 step build-san "$MAKE" -j"$JOBS" SAN=1 BINDIR=build/san/bin all components
 step unit "$MAKE" -j"$JOBS" unit SAN=1 BINDIR=build/san/bin
 step valgrind "$MAKE" -j"$JOBS" valgrind
+step openapi bash scripts/openapi.sh
 step integration integration
 finish 0

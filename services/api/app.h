@@ -154,6 +154,10 @@ void health_live(struct http_req *r, void *loop);
 void health_ready(struct http_req *r, void *loop);
 void health_metrics(struct http_req *r, void *loop);
 
+/* ---- openapi.c ---- */
+/* GET /openapi.json: docs/openapi.yaml as JSON, embedded at build time. */
+void openapi_get(struct http_req *r, void *loop);
+
 /* ---- migrate.c ---- */
 /* Applies pending embedded migrations; blocks the calling thread on its own
  * private event loop (start-up only). Returns 0 or -1. */

@@ -34,6 +34,7 @@ static const struct http_route routes[] = {
 	{"GET", "/healthz", health_live, 0},
 	{"GET", "/readyz", health_ready, 0},
 	{"GET", "/metrics", health_metrics, 0},
+	{"GET", "/openapi.json", openapi_get, 0},
 };
 
 /* ------------------------------------------------------------------------ */

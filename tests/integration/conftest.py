@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from rampart_it import BIN, Api, Postgres, Redis, api_env, cleanup_dir, run_migrate
+from rampart_it import CHECKED, BIN, Api, Postgres, Redis, api_env, cleanup_dir, run_migrate
 
 _started = []  # every Postgres/Redis/Api object, for a last-resort kill at exit
 
@@ -28,6 +28,11 @@ def _kill_leftovers():
     for obj in _started:
         if obj.proc is not None and obj.proc.poll() is None:
             obj.proc.kill()
+
+
+def pytest_terminal_summary(terminalreporter):
+    terminalreporter.write_line(f"openapi: {CHECKED['answers']} api answers checked against "
+                                "docs/openapi.yaml")
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,9 @@
-"""Helpers for rampart's integration tests: servers, processes, HTTP, money.
+"""Helpers for rampart's integration tests: servers, processes, HTTP, money,
+and the OpenAPI contract every api response is checked against.
 
-Standard library only. conftest.py builds fixtures from these classes; test
-modules import the HTTP and money helpers directly (pytest puts this directory
-on sys.path).
+Standard library plus Debian's python3-yaml and python3-jsonschema. conftest.py
+builds fixtures from these classes; test modules import the HTTP and money
+helpers directly (pytest puts this directory on sys.path).
 """
 
 import datetime as dt
@@ -21,6 +22,10 @@ import uuid
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple, Optional
+from urllib.parse import urlsplit
+
+import jsonschema
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("RAMPART_BIN") or REPO / "bin").resolve()
@@ -245,6 +250,197 @@ class Redis:
 
 
 # --------------------------------------------------------------------------
+# The OpenAPI contract (docs/openapi.yaml)
+#
+# request() checks every answer of a rampart-api (a port an Api object owns)
+# against the document: the operation for the path template and method, the
+# response for the status, its required headers and their schemas, the media
+# type, and the body against the schema (JSON Schema 2020-12). A request that
+# matches no path must get 404 NOT_FOUND, and a documented path with another
+# method 405 METHOD_NOT_ALLOWED with Allow naming the documented methods (what
+# info.description says); anything else the document does not describe is a
+# contract violation and fails the test that received it.
+
+OPENAPI_YAML = REPO / "docs" / "openapi.yaml"
+API_PORTS: set = set()  # ports of the rampart-api processes started by the tests
+CHECKED = {"answers": 0}  # api answers checked so far (conftest reports it)
+
+
+class ContractError(AssertionError):
+    """A response the OpenAPI document does not describe."""
+
+
+class OpenApiContract:
+    METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
+
+    def __init__(self, path: Path = OPENAPI_YAML):
+        with open(path, encoding="utf-8") as f:
+            self.doc = yaml.safe_load(f)
+        self.resolver = jsonschema.RefResolver("", self.doc)
+        self.routes = []
+        for template, item in self.doc["paths"].items():
+            rx = "".join("/[^/]+" if seg.startswith("{") else "/" + re.escape(seg)
+                         for seg in template.strip("/").split("/"))
+            self.routes.append((template, re.compile(f"^{rx}$"), item))
+        # Literal templates first: /v1/payments before /v1/payments/{id}.
+        self.routes.sort(key=lambda r: r[0].count("{"))
+        self._validators = {}
+        self.error_schema = {
+            "type": "object", "required": ["error"], "additionalProperties": False,
+            "properties": {"error": {"$ref": "#/components/schemas/ErrorDetail"}}}
+
+    def _deref(self, obj: dict) -> dict:
+        while isinstance(obj, dict) and "$ref" in obj:
+            _, obj = self.resolver.resolve(obj["$ref"])
+        return obj
+
+    def _schema_errors(self, schema: dict, value: Any) -> list:
+        key = id(schema)
+        v = self._validators.get(key)
+        if v is None:
+            v = jsonschema.Draft202012Validator(schema, resolver=self.resolver)
+            self._validators[key] = (v, schema)  # keep schema alive: id() stays unique
+        else:
+            v = v[0]
+        out = []
+        for e in sorted(v.iter_errors(value), key=lambda e: list(e.absolute_path)):
+            where = "/".join(str(p) for p in e.absolute_path) or "(body)"
+            out.append(f"{where}: {e.message}")
+        return out
+
+    def match(self, method: str, path: str):
+        """(template, operation or None, documented methods) for a request;
+        (None, None, []) when no path template matches."""
+        for template, rx, item in self.routes:
+            if rx.match(path):
+                methods = [m.upper() for m in self.METHODS if m in item]
+                return template, item.get(method.lower()), methods
+        return None, None, []
+
+    def problems(self, method: str, target: str, status: int, headers, raw: bytes) -> list:
+        """What is wrong with one response (empty when the document describes it)."""
+        path = urlsplit(target).path
+        # HEAD is GET without the content (RFC 9110; the server does the same).
+        head = method == "HEAD"
+        template, op, methods = self.match("GET" if head else method, path)
+        ctype = (headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if op is None:
+            if template is None:
+                want, code = 404, "NOT_FOUND"
+            else:
+                want, code = 405, "METHOD_NOT_ALLOWED"
+            if status != want:
+                return [f"not in the document (no {method} operation for this path), "
+                        f"expected {want} {code}"]
+            allow = sorted(a.strip() for a in (headers.get("Allow") or "").split(","))
+            if want == 405 and allow != sorted(methods):
+                return [f"Allow {headers.get('Allow')!r}, the document has {methods}"]
+            body = _json_or_none(raw) if ctype == "application/json" else None
+            if body is None:
+                return [f"{status} without a JSON error body"]
+            errs = self._schema_errors(self.error_schema, body)
+            if not errs and body["error"]["code"] != code:
+                errs = [f"error.code {body['error']['code']!r}, expected {code!r}"]
+            return errs
+        responses = op.get("responses", {})
+        resp = responses.get(str(status)) or responses.get(f"{status // 100}XX") \
+            or responses.get("default")
+        if resp is None:
+            return [f"status {status} is not documented for {method} {template} "
+                    f"(documented: {', '.join(sorted(responses))})"]
+        resp = self._deref(resp)
+        out = []
+        for name, h in (resp.get("headers") or {}).items():
+            h = self._deref(h)
+            value = headers.get(name)
+            if value is None:
+                if h.get("required"):
+                    out.append(f"header {name} is required and missing")
+                continue
+            out += [f"header {name}: {e}" for e in self._schema_errors(h.get("schema", {}), value)]
+        content = resp.get("content")
+        if head:
+            if raw:
+                out.append(f"a body ({len(raw)} bytes) in the answer to HEAD")
+            return out
+        if not content:
+            if raw:
+                out.append(f"a body ({len(raw)} bytes) where the document has none")
+            return out
+        if ctype not in content:
+            return out + [f"Content-Type {headers.get('Content-Type')!r}, the document has "
+                          f"{', '.join(content)}"]
+        schema = content[ctype].get("schema", {})
+        if ctype == "application/json":
+            body = _json_or_none(raw)
+            if body is None:
+                return out + [f"body is not JSON: {raw[:200]!r}"]
+        else:
+            body = raw.decode("utf-8", errors="replace")
+        return out + self._schema_errors(schema, body)
+
+    def check(self, method: str, target: str, status: int, headers, raw: bytes) -> None:
+        """Raises ContractError naming the route, status and problems."""
+        CHECKED["answers"] += 1
+        probs = self.problems(method, target, status, headers, raw)
+        if probs:
+            template, _, _ = self.match(method, urlsplit(target).path)
+            route = f"{method} {template or urlsplit(target).path}"
+            raise ContractError(
+                f"OpenAPI contract (docs/openapi.yaml): {route} answered {status}, which the "
+                f"document does not describe:\n  " + "\n  ".join(probs)
+                + f"\n  request: {method} {target}\n  body: {raw[:600]!r}")
+
+
+    def webhook_problems(self, headers, raw: bytes, name: str = "payment") -> list:
+        """What is wrong with one delivery of the webhook daemon, per the
+        document's webhooks section (headers, media type, payload)."""
+        op = self.doc["webhooks"][name]["post"]
+        headers = {k.lower(): v for k, v in headers.items()}
+        out = []
+        for prm in op.get("parameters", []):
+            prm = self._deref(prm)
+            value = headers.get(prm["name"].lower())
+            if value is None:
+                if prm.get("required"):
+                    out.append(f"header {prm['name']} is required and missing")
+                continue
+            out += [f"header {prm['name']}: {e}" for e in self._schema_errors(prm["schema"], value)]
+        content = op["requestBody"]["content"]
+        ctype = (headers.get("content-type") or "").split(";")[0].strip().lower()
+        if ctype not in content:
+            return out + [f"Content-Type {headers.get('content-type')!r}"]
+        body = _json_or_none(raw)
+        if body is None:
+            return out + [f"body is not JSON: {raw[:200]!r}"]
+        return out + self._schema_errors(content[ctype]["schema"], body)
+
+    def check_webhook(self, headers, raw: bytes, name: str = "payment") -> None:
+        probs = self.webhook_problems(headers, raw, name)
+        if probs:
+            raise ContractError(f"OpenAPI contract (docs/openapi.yaml): a {name} webhook delivery "
+                                f"the document does not describe:\n  " + "\n  ".join(probs)
+                                + f"\n  body: {raw[:600]!r}")
+
+
+def _json_or_none(raw: bytes):
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+_contract: Optional[OpenApiContract] = None
+
+
+def contract() -> OpenApiContract:
+    global _contract
+    if _contract is None:
+        _contract = OpenApiContract()
+    return _contract
+
+
+# --------------------------------------------------------------------------
 # HTTP
 
 class Resp(NamedTuple):
@@ -271,7 +467,9 @@ def request(port: int, method: str, path: str, *, json_body: Any = _NO_BODY,
     json_body is serialised with json.dumps; body sends raw bytes instead.
     key=None sends no Authorization header; content_type=None no Content-Type.
     The response is read even when the server answers before reading the whole
-    body (413), so that case does not look like a client error."""
+    body (413), so that case does not look like a client error. An answer of a
+    rampart-api (port in API_PORTS) that docs/openapi.yaml does not describe
+    raises ContractError."""
     if json_body is not _NO_BODY:
         body = json.dumps(json_body).encode()
     hdrs = {"Host": f"127.0.0.1:{port}", "Connection": "close", "User-Agent": "rampart-it"}
@@ -296,6 +494,8 @@ def request(port: int, method: str, path: str, *, json_body: Any = _NO_BODY,
         raw = resp.read()
     finally:
         sock.close()
+    if port in API_PORTS:
+        contract().check(method, path, resp.status, resp.headers, raw)
     parsed: Any = raw
     ctype = resp.headers.get("Content-Type", "")
     if raw and "json" in ctype:
@@ -316,6 +516,7 @@ class Api:
         self.env = env
         self.name = name
         self.port = int(env["API_LISTEN"].rsplit(":", 1)[1])
+        API_PORTS.add(self.port)  # its answers are checked against docs/openapi.yaml
         self.stdout_path = logdir / f"{name}.stdout"
         self.stderr_path = logdir / f"{name}.stderr"
         self.proc: Optional[subprocess.Popen] = None
@@ -331,6 +532,7 @@ class Api:
         exe = BIN / "rampart-api"
         if not os.access(exe, os.X_OK):
             raise RuntimeError(f"{exe} not found or not executable (build it: make, or set RAMPART_BIN)")
+        API_PORTS.add(self.port)
         with open(self.stdout_path, "ab") as out, open(self.stderr_path, "ab") as err:
             self.proc = subprocess.Popen([str(exe)], env=self.env, stdin=subprocess.DEVNULL,
                                          stdout=out, stderr=err, start_new_session=True,
@@ -379,6 +581,7 @@ class Api:
         if self.terminated:
             return self.exit_code
         self.terminated = True
+        API_PORTS.discard(self.port)  # the port may be another daemon's next
         if self.proc.poll() is not None:
             self.exit_code = self.proc.returncode
             return self.exit_code

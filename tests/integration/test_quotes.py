@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from rampart_it import (DEFAULT_BPS, QUOTE_ID_RE, RATE_RE, check_error, cross_rate,
+from rampart_it import (DEFAULT_BPS, QUOTE_ID_RE, RATE_RE, check_error, contract, cross_rate,
                         expected_quote, parse_ts, wait_for)
 
 MAX_INT64 = 9223372036854775807
@@ -322,11 +322,13 @@ def test_keep_alive_connection_reused(api):
             r = conn.getresponse()
             data = r.read()
             assert r.status == 201, f"POST on a kept-alive connection: {r.status} {data!r}"
+            contract().check("POST", "/v1/quotes", r.status, r.headers, data)
             ids.append(json.loads(data)["id"])
         conn.request("GET", f"/v1/quotes/{ids[0]}", headers=hdrs)
         r = conn.getresponse()
-        assert r.status == 200, f"GET on a kept-alive connection: {r.status} {r.read()!r}"
-        r.read()
+        data = r.read()
+        assert r.status == 200, f"GET on a kept-alive connection: {r.status} {data!r}"
+        contract().check("GET", f"/v1/quotes/{ids[0]}", r.status, r.headers, data)
     finally:
         conn.close()
 

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from rampart_it import BIN, wait_for
+from rampart_it import BIN, contract, wait_for
 from test_worker import HAPPY, pay, wait_terminal
 from webhook_it import (Receiver, Webhook, add_endpoint, add_event, signature, webhook_env)
 from worker_it import Worker, worker_env
@@ -85,6 +85,7 @@ def check_signed(req, secret):
                                                h["webhook-timestamp"], req["body"])
     assert h["content-type"] == "application/json"
     assert set(req["json"]) == {"id", "type", "created_at", "data"}
+    contract().check_webhook(h, req["body"])  # the webhooks section of docs/openapi.yaml
 
 
 def test_payment_events_signed_and_filtered(hooks, migrated):

@@ -13,6 +13,7 @@ import uuid
 import pytest
 
 from rampart_it import Redis, check_error, parse_ts, request
+from webhook_it import payment_data
 
 WE_ID_RE = re.compile(r"^we_[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 SECRET_RE = re.compile(r"^whsec_[A-Za-z0-9+/]{32}$")
@@ -34,8 +35,10 @@ def listed(api) -> dict:
     return {e["id"]: e for e in r.body["data"]}
 
 
-def new_event(pg, typ="payment.completed", data="{}") -> str:
+# An event's data is always a payment object (webhook_it.payment_data).
+def new_event(pg, typ="payment.completed", data=None) -> str:
     evt = f"evt_{uuid.uuid4()}"
+    data = json.dumps(data if data is not None else payment_data())
     pg.psql(f"INSERT INTO events (id, type, payment_id, data) VALUES ('{evt}', '{typ}', NULL, "
             f"'{data}')")
     return evt
@@ -180,13 +183,14 @@ def test_create_needs_json_and_auth(api):
 
 def test_get_event_with_deliveries_and_attempts(api, migrated):
     e = create_endpoint(api)
-    evt = new_event(migrated, "payment.completed", '{"id": "pay_x", "amount": 5}')
+    data = payment_data("pay_0a1c0b7e-6a55-4e0c-9a51-6d1f3b2b1c9e")
+    evt = new_event(migrated, "payment.completed", data)
     r = api.get(f"/v1/events/{evt}")
     assert r.status == 200, f"{r.status} {r.body!r}"
     assert list(r.body) == ["id", "object", "type", "created_at", "data", "deliveries"], r.body
     assert r.body["id"] == evt and r.body["object"] == "event"
     assert r.body["type"] == "payment.completed"
-    assert r.body["data"] == {"id": "pay_x", "amount": 5}
+    assert r.body["data"] == data
     assert r.body["deliveries"] == []
     parse_ts(r.body["created_at"])
 

@@ -134,9 +134,23 @@ def add_endpoint(pg, url: str, events=("*",), api_key_id: str = STATIC_KEY_ID,
     return ep, secret
 
 
+def payment_data(pid: str = "pay_5f1c0b7e-6a55-4e0c-9a51-6d1f3b2b1c9e",
+                 status: str = "COMPLETED") -> dict:
+    """A payment object as the api and the worker put it in an event's data
+    (rampart_payment_json), for events made by hand: deliveries and
+    GET /v1/events/{id} are checked against docs/openapi.yaml."""
+    fees = {"platform_fee": 2, "onramp_fee": 1, "offramp_fee": 1, "total_fees": 4,
+            "currency": "USD"}
+    return {"id": pid, "status": status, "quote_id": "quote_2f1c0b7e-6a55-4e0c-9a51-6d1f3b2b1c9e",
+            "amount": 500, "currency": "USD", "payout_amount": 455, "payout_currency": "EUR",
+            "exchange_rate": "0.92", "fees": fees, "chain": "base", "source_account": "a",
+            "destination_account": "b", "metadata": {}, "failure_code": None,
+            "created_at": "2026-11-22T01:53:04.285Z", "updated_at": "2026-11-22T01:53:05.285Z"}
+
+
 def add_event(pg, etype: str = "payment.completed", data: Optional[dict] = None) -> str:
     """Inserts an event without a payment (delivered to every subscribed endpoint)."""
     eid = "evt_" + str(uuid.uuid4())
-    d = json.dumps(data or {"id": "pay_test", "status": "COMPLETED"}).replace("'", "''")
+    d = json.dumps(data or payment_data()).replace("'", "''")
     pg.psql(f"INSERT INTO events (id, type, data) VALUES ('{eid}', '{etype}', '{d}'::jsonb)")
     return eid
