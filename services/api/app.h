@@ -59,6 +59,22 @@ struct app {
 	unsigned nonce;		/* random per process: names its fee reply streams */
 };
 
+/* An event (alias e) as a json value, with its deliveries and every
+ * attempt: GET /v1/events/{id} and GET /v1/payments/{id}/events. */
+#define EVENT_JSON_SQL                                                                         \
+	"json_build_object('id', e.id, 'object', 'event', 'type', e.type,"                     \
+	" 'created_at', rampart_time_json(e.created_at), 'data', e.data,"                      \
+	" 'deliveries', coalesce((SELECT json_agg(json_build_object("                          \
+	"   'endpoint_id', d.endpoint_id, 'url', w.url, 'state', d.state,"                     \
+	"   'attempts', coalesce((SELECT json_agg(json_build_object("                          \
+	"     'attempt', a.attempt, 'status_code', a.status_code, 'latency_ms', a.latency_ms," \
+	"     'error', a.error, 'at', rampart_time_json(a.created_at))"                        \
+	"     ORDER BY a.created_at, a.id) FROM webhook_attempts a"                            \
+	"    WHERE a.event_id = d.event_id AND a.endpoint_id = d.endpoint_id), '[]'))"         \
+	"   ORDER BY d.created_at, d.endpoint_id)"                                             \
+	"  FROM webhook_deliveries d JOIN webhook_endpoints w ON w.id = d.endpoint_id"         \
+	"  WHERE d.event_id = e.id), '[]'))"
+
 /* Prepared statements, registered on every loop's pool in the same order. */
 enum api_stmt {
 	STMT_KEY_LOOKUP,
@@ -75,6 +91,8 @@ enum api_stmt {
 	STMT_WEBHOOK_DELETE,
 	STMT_EVENT_GET,
 	STMT_EVENT_REDELIVER,
+	STMT_SUMMARY,
+	STMT_PAYMENT_EVENTS,
 	STMT_COUNT,
 };
 
@@ -145,6 +163,27 @@ void events_redeliver(struct http_req *r, void *loop);
 int fees_loop_init(struct loop *l) __attribute__((warn_unused_result));
 void fees_loop_free(struct loop *l);
 void fees_calculate(struct http_req *r, void *loop);
+
+/* ---- summary.c: the operator dashboard and what it reads ---- */
+int summary_init(struct loop *l) __attribute__((warn_unused_result));
+void summary_get(struct http_req *r, void *loop);	 /* GET /v1/summary */
+void payment_events_get(struct http_req *r, void *loop); /* GET /v1/payments/{id}/events */
+void dashboard_get(struct http_req *r, void *loop);	 /* GET /dashboard[/{file}] */
+/* Pure parts, for the unit tests. redisReply is hiredis'. */
+struct redisReply;
+struct queue_counts {
+	int64_t consumers, in_flight, lag; /* lag -1: unknown (Redis < 7, or trimmed) */
+	bool found;
+};
+/* Reads group's consumers, pending and lag from an XINFO GROUPS reply. */
+void summary_xinfo_group(const struct redisReply *groups, const char *group,
+			 struct queue_counts *out);
+/* {"as_of", "sources": [{name, source, as_of, age_seconds}]} from the
+ * snapshot hash's fields and values (HGETALL), now in unix seconds. */
+json_t *summary_market_json(const char *const *fields, const char *const *values, size_t n,
+			    int64_t now_s);
+/* Per cent of succeeded among attempts, in tenths (0..1000), -1 when none. */
+int summary_rate_permille(int64_t succeeded, int64_t attempts);
 
 /* ---- health.c ---- */
 void health_full(struct http_req *r, void *loop);
