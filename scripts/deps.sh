@@ -15,7 +15,10 @@ RAMPART_SCRIPT=deps
 
 PKGS=(gcc make pkg-config clang clang-format libevent-dev libhiredis-dev libjansson-dev
 	libcurl4-openssl-dev libpq-dev libssl-dev libcmocka-dev redis-server postgresql-15
-	python3-pytest valgrind curl)
+	python3-pytest valgrind curl chromium nodejs)
+# The dashboard's browser test (tests/browser) installs playwright-core with
+# npm. NodeSource's nodejs carries npm; Debian's has it as its own package.
+command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 
 for arg in "$@"; do
 	case $arg in

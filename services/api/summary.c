@@ -62,7 +62,7 @@ static const struct {
 /* The market sources in snapshot order (feeengine/market.c). */
 static const char *const market_sources[] = {"fx",	   "prices",	  "gas.ethereum",
 					     "gas.base",   "gas.polygon", "gas.arbitrum",
-					     "gas.solana", "circle"};
+					     "gas.solana", "status.circle"};
 
 /* $1 = the attempts window. One row: counts by state (json text), attempts
  * and 2xx among the last $1, pending deliveries. */

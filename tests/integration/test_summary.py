@@ -116,13 +116,13 @@ def test_summary_counts_a_known_set(start_api, private_pg, redis):
     by = {x["name"]: x for x in m["sources"]}
     assert [x["name"] for x in m["sources"]] == ["fx", "prices", "gas.ethereum", "gas.base",
                                                  "gas.polygon", "gas.arbitrum", "gas.solana",
-                                                 "circle"]
+                                                 "status.circle"]
     assert by["fx"]["source"] == "live" and by["fx"]["as_of"] == now - 30
     assert 30 <= by["fx"]["age_seconds"] <= 30 + 60
     assert by["prices"] == {"name": "prices", "source": "default", "as_of": None,
                             "age_seconds": None}
     assert by["gas.base"]["source"] == "cached"
-    assert by["circle"]["source"] == "missing"
+    assert by["status.circle"]["source"] == "missing"
 
     assert s["fee_decisions"] == {"ai": 7, "fallback": 3,
                                   "fallback_reasons": {"timeout": 2, "disabled": 1}}
