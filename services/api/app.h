@@ -182,7 +182,7 @@ void summary_xinfo_group(const struct redisReply *groups, const char *group,
  * snapshot hash's fields and values (HGETALL), now in unix seconds. */
 json_t *summary_market_json(const char *const *fields, const char *const *values, size_t n,
 			    int64_t now_s);
-/* Per cent of succeeded among attempts, in tenths (0..1000), -1 when none. */
+/* Succeeded per mille of attempts (0..1000, rounded), -1 when none. */
 int summary_rate_permille(int64_t succeeded, int64_t attempts);
 
 /* ---- health.c ---- */
