@@ -91,9 +91,19 @@ enum api_stmt {
 	STMT_WEBHOOK_DELETE,
 	STMT_EVENT_GET,
 	STMT_EVENT_REDELIVER,
-	STMT_SUMMARY,
 	STMT_PAYMENT_EVENTS,
 	STMT_COUNT,
+};
+
+/* summary.c: payments by state, folded from payment_history (an append-only
+ * log: a payment's count moves from its from_status to its to_status), so a
+ * refresh reads only the transitions since the last fold. */
+#define SUMMARY_STATES 8
+struct summary_counts {
+	int64_t by_state[SUMMARY_STATES]; /* SPEC 5 order */
+	int64_t folded_to;		  /* payment_history.id folded up to */
+	uint64_t generation;		  /* bumped by every fold */
+	uint64_t recounted_us;		  /* when the fold last started from 0 */
 };
 
 struct loop {
@@ -107,6 +117,7 @@ struct loop {
 	struct rds *redis;
 	struct keycache *keys;
 	struct fees_loop *fees; /* fees.c: reply stream reader, waiting requests */
+	struct summary_counts summary;
 	int stmts[STMT_COUNT];
 	struct event *stop_ev;	 /* activated from the main thread on SIGTERM */
 	struct event *drain_ev;	 /* polls until in-flight requests are answered */

@@ -8,10 +8,11 @@
  *   GET /v1/payments/{id}/events  a payment's events with their webhook
  *                                 deliveries and attempts
  *
- * The summary costs one PostgreSQL statement (an index-only count per state
- * over payments_by_status, the last SUMMARY_WINDOW webhook attempts by
- * primary key, pending deliveries through their partial index) and eleven
- * Redis commands pipelined on the loop's connection, all asynchronous. */
+ * The summary costs one PostgreSQL statement (the payment_history rows since
+ * the loop's last fold, the last SUMMARY_WINDOW webhook attempts, both by
+ * primary key, and pending deliveries through their partial index) and
+ * eleven Redis commands pipelined on the loop's connection, all
+ * asynchronous. */
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -49,6 +50,7 @@ static const char *const states[] = {"PENDING",		"ONRAMP_PENDING", "ONRAMP_COMPL
 				     "OFFRAMP_PENDING", "COMPLETED",	  "FAILED",
 				     "REFUND_PENDING",	"REFUNDED"};
 #define NSTATES (sizeof(states) / sizeof(states[0]))
+_Static_assert(sizeof(states) / sizeof(states[0]) == SUMMARY_STATES, "one count per state");
 
 /* The queues the summary reports: name (hash tag), stream kind, group. */
 static const struct {
@@ -60,16 +62,41 @@ static const struct {
 };
 
 /* The market sources in snapshot order (feeengine/market.c). */
-static const char *const market_sources[] = {"fx",	   "prices",	  "gas.ethereum",
-					     "gas.base",   "gas.polygon", "gas.arbitrum",
+static const char *const market_sources[] = {"fx",	   "prices",	   "gas.ethereum",
+					     "gas.base",   "gas.polygon",  "gas.arbitrum",
 					     "gas.solana", "status.circle"};
 
-/* $1 = the attempts window. One row: counts by state (json text), attempts
- * and 2xx among the last $1, pending deliveries. */
+/* Payments by state without counting the payments table: every status
+ * change writes a payment_history row (from_status, to_status) in the same
+ * statement (the api's create, the worker's compare-and-set), so a state's
+ * count is the rows entering it minus the rows leaving it. Each loop keeps
+ * the counts of the rows up to folded_to; a refresh reads only the rows
+ * after it, by primary key, and folds those older than SUMMARY_SETTLE_S (a
+ * row's id is taken before its transaction commits: a younger row with a
+ * smaller id may still be invisible, so the newest rows are counted but not
+ * folded). Every SUMMARY_RECOUNT_S the fold starts again from 0, which also
+ * heals a count a very long transaction could have made miss a row.
+ *
+ * $1 folded_to, $2 settle seconds, $3 the webhook attempts window. One row:
+ * the new folded_to, the deltas folded and not folded (json objects by
+ * state), attempts and 2xx among the last $3, pending deliveries. Run as an
+ * unnamed statement so that "id > $1" is planned with its value (an index
+ * range, not a scan of the whole log). */
+#define SUMMARY_SETTLE_S  "30"
+#define SUMMARY_RECOUNT_S 600
 static const char summary_sql[] =
-	"WITH w AS (SELECT status_code FROM webhook_attempts ORDER BY id DESC LIMIT $1)"
-	" SELECT coalesce((SELECT json_object_agg(c.status, c.n) FROM"
-	"   (SELECT status, count(*) AS n FROM payments GROUP BY status) c), '{}')::text,"
+	"WITH t AS (SELECT id, from_status, to_status, created_at FROM payment_history"
+	"  WHERE id > $1::bigint),"
+	" f AS (SELECT coalesce(max(id), $1::bigint) AS f FROM t"
+	"  WHERE created_at < now() - make_interval(secs => $2::int)),"
+	" d AS (SELECT to_status AS s, 1 AS n, id FROM t"
+	"  UNION ALL SELECT from_status, -1, id FROM t WHERE from_status IS NOT NULL),"
+	" g AS (SELECT d.s, coalesce(sum(d.n) FILTER (WHERE d.id <= f.f), 0) AS folded,"
+	"  coalesce(sum(d.n) FILTER (WHERE d.id > f.f), 0) AS tail FROM d, f GROUP BY d.s),"
+	" w AS (SELECT status_code FROM webhook_attempts ORDER BY id DESC LIMIT $3::int)"
+	" SELECT (SELECT f FROM f),"
+	"  coalesce((SELECT json_object_agg(s, folded) FROM g), '{}')::text,"
+	"  coalesce((SELECT json_object_agg(s, tail) FROM g), '{}')::text,"
 	"  (SELECT count(*) FROM w),"
 	"  (SELECT count(*) FROM w WHERE status_code BETWEEN 200 AND 299),"
 	"  (SELECT count(*) FROM webhook_deliveries WHERE state = 'pending')";
@@ -89,9 +116,9 @@ static const char events_sql[] =
 
 int summary_init(struct loop *l)
 {
-	l->stmts[STMT_SUMMARY] = pg_prepare(l->pg, summary_sql, 1);
+	memset(&l->summary, 0, sizeof(l->summary));
 	l->stmts[STMT_PAYMENT_EVENTS] = pg_prepare(l->pg, events_sql, 1);
-	return l->stmts[STMT_SUMMARY] < 0 || l->stmts[STMT_PAYMENT_EVENTS] < 0 ? -1 : 0;
+	return l->stmts[STMT_PAYMENT_EVENTS] < 0 ? -1 : 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -225,9 +252,12 @@ struct summary {
 	struct http_req *r;
 	struct loop *l;
 	int outstanding;
-	bool pg_done;
 	char pg_err[160];
-	json_t *by_state; /* object, from PostgreSQL */
+	/* The loop's fold as the statement was sent, and the counts found. */
+	int64_t base[SUMMARY_STATES], from;
+	uint64_t generation;
+	bool recount;
+	int64_t by_state[SUMMARY_STATES];
 	int64_t wh_attempts, wh_succeeded, wh_pending;
 	struct qstate q[SUMMARY_QUEUES];
 	json_t *market; /* NULL = Redis did not answer */
@@ -238,7 +268,6 @@ struct summary {
 
 static void summary_free(struct summary *s)
 {
-	json_decref(s->by_state);
 	json_decref(s->market);
 	json_decref(s->fees);
 	free(s);
@@ -282,9 +311,8 @@ static void summary_reply(struct summary *s)
 	if (!by_state || !qs)
 		goto oom;
 	for (size_t i = 0; i < NSTATES; i++) {
-		json_int_t n = json_integer_value(json_object_get(s->by_state, states[i]));
-		total += n;
-		json_object_set_new(by_state, states[i], json_integer(n));
+		total += s->by_state[i];
+		json_object_set_new(by_state, states[i], json_integer(s->by_state[i]));
 	}
 	for (int i = 0; i < SUMMARY_QUEUES; i++)
 		json_object_set_new(qs, queues[i].name, queue_json(&s->q[i]));
@@ -322,19 +350,53 @@ static void summary_step(struct summary *s)
 		summary_reply(s);
 }
 
+/* Adds a json object's per-state deltas to counts. */
+static int add_deltas(int64_t *counts, const char *text)
+{
+	json_t *o = json_loads(text, 0, NULL);
+	if (!json_is_object(o)) {
+		json_decref(o);
+		return -1;
+	}
+	for (size_t i = 0; i < NSTATES; i++)
+		counts[i] += json_integer_value(json_object_get(o, states[i]));
+	json_decref(o);
+	return 0;
+}
+
 static void summary_pg_done(void *arg, const PGresult *res, const char *err)
 {
 	struct summary *s = arg;
-	if (err || PQntuples(res) != 1 || PQnfields(res) != 4) {
+	struct summary_counts *c = &s->l->summary;
+	int64_t folded[SUMMARY_STATES];
+	if (err || PQntuples(res) != 1 || PQnfields(res) != 6) {
 		snprintf(s->pg_err, sizeof(s->pg_err), "%s", err ? err : "unexpected result");
-	} else {
-		s->by_state = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
-		s->wh_attempts = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-		s->wh_succeeded = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
-		s->wh_pending = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
-		if (!s->by_state)
-			snprintf(s->pg_err, sizeof(s->pg_err), "out of memory");
+		summary_step(s);
+		return;
 	}
+	memcpy(folded, s->base, sizeof(folded));
+	if (add_deltas(folded, PQgetvalue(res, 0, 1)) != 0) {
+		snprintf(s->pg_err, sizeof(s->pg_err), "out of memory");
+		summary_step(s);
+		return;
+	}
+	memcpy(s->by_state, folded, sizeof(folded));
+	if (add_deltas(s->by_state, PQgetvalue(res, 0, 2)) != 0) {
+		snprintf(s->pg_err, sizeof(s->pg_err), "out of memory");
+		summary_step(s);
+		return;
+	}
+	/* Fold unless another summary of this loop folded meanwhile. */
+	if (c->generation == s->generation) {
+		memcpy(c->by_state, folded, sizeof(folded));
+		c->folded_to = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		c->generation++;
+		if (s->recount)
+			c->recounted_us = clock_mono_us();
+	}
+	s->wh_attempts = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
+	s->wh_succeeded = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
+	s->wh_pending = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
 	summary_step(s);
 }
 
@@ -448,9 +510,19 @@ void summary_get(struct http_req *r, void *arg)
 	s->r = r;
 	s->l = l;
 	s->outstanding = 1; /* held while sending */
+	struct summary_counts *c = &l->summary;
+	char from[24];
+	s->generation = c->generation;
+	s->recount = c->recounted_us == 0 ||
+		     clock_mono_us() - c->recounted_us > (uint64_t)SUMMARY_RECOUNT_S * 1000000u;
+	if (!s->recount) {
+		memcpy(s->base, c->by_state, sizeof(s->base));
+		s->from = c->folded_to;
+	}
+	snprintf(from, sizeof(from), "%" PRId64, s->from);
 	snprintf(window, sizeof(window), "%d", SUMMARY_WINDOW);
-	const char *params[] = {window};
-	if (pg_exec(l->pg, l->stmts[STMT_SUMMARY], params, summary_pg_done, s) != 0) {
+	const char *params[] = {from, SUMMARY_SETTLE_S, window};
+	if (pg_query(l->pg, summary_sql, 3, params, summary_pg_done, s) != 0) {
 		summary_free(s);
 		http_reply_error(r, 503, "SERVICE_UNAVAILABLE", NULL, "database unavailable");
 		return;

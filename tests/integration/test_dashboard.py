@@ -75,17 +75,19 @@ def test_dashboard_in_chromium(start_api, private_pg, redis, workdir, tmp_path):
         # stale live ones): the page must stay one bounded page, the summary
         # count them all.
         private_pg.psql(
-            "INSERT INTO payments (id, api_key_id, quote_id, status, amount, currency,"
+            "WITH p AS (INSERT INTO payments (id, api_key_id, quote_id, status, amount, currency,"
             " payout_amount, payout_currency, exchange_rate, platform_fee, onramp_fee,"
             " offramp_fee, total_fees, chain, source_account, destination_account,"
             " created_at, updated_at)"
             " SELECT 'pay_' || gen_random_uuid(), 'k', 'quote_' || gen_random_uuid(),"
             "  (ARRAY['COMPLETED', 'COMPLETED', 'COMPLETED', 'COMPLETED', 'COMPLETED',"
-            "  'COMPLETED', 'COMPLETED', 'COMPLETED', 'FAILED', 'REFUNDED'])[1 + i % 10], 10000 + i, 'USD', 9000 + i,"
-            "  'EUR', 0.9, 200, 70, 50, 320, 'base', 'acct_src', 'acct_dest',"
-            "  now() - interval '1 hour' - i * interval '1 second',"
+            "  'COMPLETED', 'COMPLETED', 'COMPLETED', 'FAILED', 'REFUNDED'])[1 + i % 10],"
+            "  10000 + i, 'USD', 9000 + i, 'EUR', 0.9, 200, 70, 50, 320, 'base', 'acct_src',"
+            "  'acct_dest', now() - interval '1 hour' - i * interval '1 second',"
             "  now() - interval '1 hour' - i * interval '1 second'"
-            " FROM generate_series(1, 10000) i")
+            " FROM generate_series(1, 10000) i RETURNING id, status, created_at)"
+            " INSERT INTO payment_history (payment_id, from_status, to_status, created_at)"
+            " SELECT id, NULL, status, created_at FROM p")
         # Some recent payments, so the first page is not the bulk.
         for amount, to in ((120000, "EUR"), (5000000, "GBP"), (99900, "MXN"), (250000000, "EUR")):
             q = api.quote("USD", to, amount)

@@ -17,7 +17,10 @@ KNOWN = {"PENDING": 3, "ONRAMP_PENDING": 1, "ONRAMP_COMPLETE": 0, "OFFRAMP_PENDI
          "COMPLETED": 5, "FAILED": 1, "REFUND_PENDING": 1, "REFUNDED": 0}
 
 
-def insert_payments(pg, counts):
+def insert_payments(pg, counts, age_seconds=0):
+    """Payments in the given states, each with the history row that put it
+    there (every status change writes one: the summary counts from them),
+    created age_seconds ago."""
     rows = []
     for state, n in counts.items():
         for _ in range(n):
@@ -25,10 +28,21 @@ def insert_payments(pg, counts):
             rows.append(f"('pay_{u}', 'k', 'quote_{u}', '{state}', 1000, 'USD', 900, 'EUR', 0.9,"
                         f" 10, 5, 5, 20, 'base', 'a', 'b')")
     if rows:
-        pg.psql("INSERT INTO payments (id, api_key_id, quote_id, status, amount, currency,"
-                " payout_amount, payout_currency, exchange_rate, platform_fee, onramp_fee,"
-                " offramp_fee, total_fees, chain, source_account, destination_account) VALUES "
-                + ",".join(rows))
+        pg.psql("WITH p AS (INSERT INTO payments (id, api_key_id, quote_id, status, amount,"
+                " currency, payout_amount, payout_currency, exchange_rate, platform_fee,"
+                " onramp_fee, offramp_fee, total_fees, chain, source_account,"
+                " destination_account) VALUES " + ",".join(rows) + " RETURNING id, status)"
+                " INSERT INTO payment_history (payment_id, from_status, to_status, created_at)"
+                f" SELECT id, NULL, status, now() - interval '{age_seconds} seconds' FROM p")
+
+
+def transition(pg, from_state, to_state):
+    """Moves one payment from from_state to to_state as the worker does:
+    the status and its history row in one statement."""
+    pg.psql("WITH u AS (UPDATE payments SET status = '%s' WHERE id = (SELECT id FROM payments"
+            " WHERE status = '%s' LIMIT 1) RETURNING id)"
+            " INSERT INTO payment_history (payment_id, from_status, to_status)"
+            " SELECT id, '%s', '%s' FROM u" % (to_state, from_state, from_state, to_state))
 
 
 def insert_attempts(pg, pay_id, codes, pending_deliveries):
@@ -67,7 +81,11 @@ def test_summary_needs_a_key(api):
 def test_summary_counts_a_known_set(start_api, private_pg, redis):
     a = start_api(pg=private_pg)
     p = a.prefix
-    insert_payments(private_pg, KNOWN)
+    # Most of the set is an hour old (folded at the first refresh), the rest
+    # new (counted, not folded yet).
+    old = {k: max(0, n - 1) for k, n in KNOWN.items()}
+    insert_payments(private_pg, old, age_seconds=3600)
+    insert_payments(private_pg, {k: KNOWN[k] - old[k] for k in KNOWN})
     any_pay = private_pg.psql("SELECT id FROM payments LIMIT 1").strip()
     insert_attempts(private_pg, any_pay, [200, 204, 500, None, 200], pending_deliveries=2)
 
@@ -127,11 +145,16 @@ def test_summary_counts_a_known_set(start_api, private_pg, redis):
     assert s["fee_decisions"] == {"ai": 7, "fallback": 3,
                                   "fallback_reasons": {"timeout": 2, "disabled": 1}}
 
-    # A payment moving on shows at once: no cache between the table and the summary.
-    private_pg.psql(f"UPDATE payments SET status = 'REFUNDED' WHERE id = '{any_pay}'")
-    s2 = a.get("/v1/summary").body
-    assert s2["payments"]["by_state"]["REFUNDED"] == 1
-    assert s2["payments"]["total"] == sum(KNOWN.values())
+    # Payments moving on show at once, on every loop (each keeps its fold),
+    # and the fold stays exact over the following refreshes.
+    transition(private_pg, "REFUND_PENDING", "REFUNDED")
+    transition(private_pg, "PENDING", "ONRAMP_PENDING")
+    insert_payments(private_pg, {"PENDING": 2})
+    want = dict(KNOWN, REFUND_PENDING=0, REFUNDED=1, PENDING=4, ONRAMP_PENDING=2)
+    for _ in range(6):
+        s2 = a.get("/v1/summary").body
+        assert s2["payments"]["by_state"] == want
+        assert s2["payments"]["total"] == sum(KNOWN.values()) + 2
 
 
 def test_summary_empty_system(start_api, private_pg):
