@@ -95,13 +95,19 @@ try {
   await page.waitForFunction(() => /payment\.completed/.test(document.querySelector('#d-events').textContent)
       && /delivered/.test(document.querySelector('#d-events').textContent), null, { timeout: WAIT_MS });
 
-  // 5. A refresh keeps the open detail view and the same row nodes.
+  // 5. A refresh keeps the open detail view, the same row nodes and the
+  // scroll position.
+  await page.evaluate(() => window.scrollTo(0, 300));
+  const scrolled = await page.evaluate(() => window.scrollY);
+  check(scrolled > 0, 'the page scrolls (detail view open)');
   const before = await page.locator('#updated').textContent();
   await page.waitForFunction((b) => document.querySelector('#updated').textContent !== b, before,
     { timeout: 15000 });
   await page.waitForTimeout(300);
   check(await page.locator('#detail').isVisible(), 'the detail view stays open across refreshes');
   check(await rowHandle.evaluate((el) => el.isConnected), 'the row survives a refresh');
+  check(await page.evaluate(() => window.scrollY) === scrolled, 'the scroll position stays');
+  await page.evaluate(() => window.scrollTo(0, 0));
   const summary = {
     completed: await page.locator('#state-COMPLETED .n').textContent(),
     webhook: await page.locator('#wh-rate').textContent(),
