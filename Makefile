@@ -29,7 +29,7 @@ BINDIR  ?= bin
 COMMON_SRC := $(sort $(wildcard common/*.c))
 COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o)
 API_SRC    := $(sort $(wildcard services/api/*.c))
-API_OBJ    := $(API_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o $(BUILD)/gen/openapi.o
+API_OBJ    := $(API_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/migrations.o $(BUILD)/gen/openapi.o $(BUILD)/gen/dashboard.o
 WORKER_SRC := $(sort $(wildcard services/worker/*.c))
 WORKER_OBJ := $(WORKER_SRC:%.c=$(BUILD)/%.o)
 WEBHOOK_SRC := $(sort $(wildcard services/webhook/*.c))
@@ -37,6 +37,8 @@ WEBHOOK_OBJ := $(WEBHOOK_SRC:%.c=$(BUILD)/%.o)
 FEE_SRC    := $(sort $(wildcard services/feeengine/*.c))
 FEE_OBJ    := $(FEE_SRC:%.c=$(BUILD)/%.o)
 MIGRATIONS := $(sort $(wildcard db/migrations/*.sql))
+# The operator dashboard's static files (GET /dashboard), embedded likewise.
+DASHBOARD  := $(sort $(wildcard services/api/dashboard/*.html services/api/dashboard/*.css services/api/dashboard/*.js))
 UNIT_SRC   := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 # Component tests drive common/ against real servers; pytest runs them with
@@ -69,6 +71,13 @@ $(BUILD)/gen/openapi.c: docs/openapi.yaml scripts/embed-openapi.sh
 	sh scripts/embed-openapi.sh docs/openapi.yaml > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/gen/openapi.o: $(BUILD)/gen/openapi.c
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/gen/dashboard.c: $(DASHBOARD) scripts/embed-files.sh
+	@mkdir -p $(dir $@)
+	sh scripts/embed-files.sh dashboard_files $(DASHBOARD) > $@
+
+$(BUILD)/gen/dashboard.o: $(BUILD)/gen/dashboard.c
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/libcommon.a: $(COMMON_OBJ)

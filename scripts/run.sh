@@ -128,6 +128,7 @@ cat <<EOF
 
 rampart is running (Ctrl-C stops everything):
   API         http://$api_hostport   (Bearer key: $key)
+  Dashboard   http://$api_hostport/dashboard   (asks for the key)
   PostgreSQL  $DATABASE_URL $pg_note
   Redis       $REDIS_URL $redis_note
 

@@ -64,6 +64,8 @@ integration() {
 }
 
 step deps sh scripts/deps.sh
+# playwright-core for the dashboard's browser test (tests/integration/test_dashboard.py).
+step npm-browser npm install --prefix tests/browser --no-package-lock --no-audit --no-fund
 step checksrc sh scripts/checksrc.sh
 # clang-format reads stdin when given no files: never let it wait on a terminal.
 step format-check "$MAKE" format-check </dev/null

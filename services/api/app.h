@@ -61,6 +61,22 @@ struct app {
 	unsigned nonce;		/* random per process: names its fee reply streams */
 };
 
+/* An event (alias e) as a json value, with its deliveries and every
+ * attempt: GET /v1/events/{id} and GET /v1/payments/{id}/events. */
+#define EVENT_JSON_SQL                                                                         \
+	"json_build_object('id', e.id, 'object', 'event', 'type', e.type,"                     \
+	" 'created_at', rampart_time_json(e.created_at), 'data', e.data,"                      \
+	" 'deliveries', coalesce((SELECT json_agg(json_build_object("                          \
+	"   'endpoint_id', d.endpoint_id, 'url', w.url, 'state', d.state,"                     \
+	"   'attempts', coalesce((SELECT json_agg(json_build_object("                          \
+	"     'attempt', a.attempt, 'status_code', a.status_code, 'latency_ms', a.latency_ms," \
+	"     'error', a.error, 'at', rampart_time_json(a.created_at))"                        \
+	"     ORDER BY a.created_at, a.id) FROM webhook_attempts a"                            \
+	"    WHERE a.event_id = d.event_id AND a.endpoint_id = d.endpoint_id), '[]'))"         \
+	"   ORDER BY d.created_at, d.endpoint_id)"                                             \
+	"  FROM webhook_deliveries d JOIN webhook_endpoints w ON w.id = d.endpoint_id"         \
+	"  WHERE d.event_id = e.id), '[]'))"
+
 /* Prepared statements, registered on every loop's pool in the same order. */
 enum api_stmt {
 	STMT_KEY_LOOKUP,
@@ -77,7 +93,19 @@ enum api_stmt {
 	STMT_WEBHOOK_DELETE,
 	STMT_EVENT_GET,
 	STMT_EVENT_REDELIVER,
+	STMT_PAYMENT_EVENTS,
 	STMT_COUNT,
+};
+
+/* summary.c: payments by state, folded from payment_history (an append-only
+ * log: a payment's count moves from its from_status to its to_status), so a
+ * refresh reads only the transitions since the last fold. */
+#define SUMMARY_STATES 8
+struct summary_counts {
+	int64_t by_state[SUMMARY_STATES]; /* SPEC 5 order */
+	int64_t folded_to;		  /* payment_history.id folded up to */
+	uint64_t generation;		  /* bumped by every fold */
+	uint64_t recounted_us;		  /* when the fold last started from 0 */
 };
 
 struct loop {
@@ -91,6 +119,7 @@ struct loop {
 	struct rds *redis;
 	struct keycache *keys;
 	struct fees_loop *fees; /* fees.c: reply stream reader, waiting requests */
+	struct summary_counts summary;
 	int stmts[STMT_COUNT];
 	struct event *stop_ev;	 /* activated from the main thread on SIGTERM */
 	struct event *drain_ev;	 /* polls until in-flight requests are answered */
@@ -147,6 +176,27 @@ void events_redeliver(struct http_req *r, void *loop);
 int fees_loop_init(struct loop *l) __attribute__((warn_unused_result));
 void fees_loop_free(struct loop *l);
 void fees_calculate(struct http_req *r, void *loop);
+
+/* ---- summary.c: the operator dashboard and what it reads ---- */
+int summary_init(struct loop *l) __attribute__((warn_unused_result));
+void summary_get(struct http_req *r, void *loop);	 /* GET /v1/summary */
+void payment_events_get(struct http_req *r, void *loop); /* GET /v1/payments/{id}/events */
+void dashboard_get(struct http_req *r, void *loop);	 /* GET /dashboard[/{file}] */
+/* Pure parts, for the unit tests. redisReply is hiredis'. */
+struct redisReply;
+struct queue_counts {
+	int64_t consumers, in_flight, lag; /* lag -1: unknown (Redis < 7, or trimmed) */
+	bool found;
+};
+/* Reads group's consumers, pending and lag from an XINFO GROUPS reply. */
+void summary_xinfo_group(const struct redisReply *groups, const char *group,
+			 struct queue_counts *out);
+/* {"as_of", "sources": [{name, source, as_of, age_seconds}]} from the
+ * snapshot hash's fields and values (HGETALL), now in unix seconds. */
+json_t *summary_market_json(const char *const *fields, const char *const *values, size_t n,
+			    int64_t now_s);
+/* Succeeded per mille of attempts (0..1000, rounded), -1 when none. */
+int summary_rate_permille(int64_t succeeded, int64_t attempts);
 
 /* ---- health.c ---- */
 void health_full(struct http_req *r, void *loop);

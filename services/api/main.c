@@ -24,6 +24,8 @@ static const struct http_route routes[] = {
 	{"POST", "/v1/payments", payments_create, HTTP_AUTH | HTTP_JSON_BODY},
 	{"GET", "/v1/payments", payments_list, HTTP_AUTH},
 	{"GET", "/v1/payments/{id}", payments_get, HTTP_AUTH},
+	{"GET", "/v1/payments/{id}/events", payment_events_get, HTTP_AUTH},
+	{"GET", "/v1/summary", summary_get, HTTP_AUTH},
 	{"POST", "/v1/webhook_endpoints", webhooks_create, HTTP_AUTH | HTTP_JSON_BODY},
 	{"GET", "/v1/webhook_endpoints", webhooks_list, HTTP_AUTH},
 	{"DELETE", "/v1/webhook_endpoints/{id}", webhooks_delete, HTTP_AUTH},
@@ -35,6 +37,8 @@ static const struct http_route routes[] = {
 	{"GET", "/readyz", health_ready, 0},
 	{"GET", "/metrics", health_metrics, 0},
 	{"GET", "/openapi.json", openapi_get, 0},
+	{"GET", "/dashboard", dashboard_get, 0},
+	{"GET", "/dashboard/{file}", dashboard_get, 0},
 };
 
 /* ------------------------------------------------------------------------ */
@@ -135,7 +139,7 @@ static int loop_init(struct app *a, struct loop *l, int index)
 		return -1;
 	http_server_set_auth(l->http, auth_hook);
 	if (auth_loop_init(l) != 0 || quotes_init(l) != 0 || payments_init(l) != 0 ||
-	    webhooks_init(l) != 0 || fees_loop_init(l) != 0)
+	    webhooks_init(l) != 0 || fees_loop_init(l) != 0 || summary_init(l) != 0)
 		return -1;
 	l->stop_ev = event_new(l->base, -1, 0, stop_cb, l);
 	l->drain_ev = event_new(l->base, -1, EV_PERSIST, drain_tick, l);

@@ -73,20 +73,8 @@ static const char delete_sql[] =
 	" SELECT EXISTS (SELECT 1 FROM w)";
 
 /* An event with its deliveries and every attempt, in one round trip. */
-static const char event_get_sql[] =
-	"SELECT json_build_object('id', e.id, 'object', 'event', 'type', e.type,"
-	" 'created_at', rampart_time_json(e.created_at), 'data', e.data,"
-	" 'deliveries', coalesce((SELECT json_agg(json_build_object("
-	"   'endpoint_id', d.endpoint_id, 'url', w.url, 'state', d.state,"
-	"   'attempts', coalesce((SELECT json_agg(json_build_object("
-	"     'attempt', a.attempt, 'status_code', a.status_code, 'latency_ms', a.latency_ms,"
-	"     'error', a.error, 'at', rampart_time_json(a.created_at))"
-	"     ORDER BY a.created_at, a.id) FROM webhook_attempts a"
-	"    WHERE a.event_id = d.event_id AND a.endpoint_id = d.endpoint_id), '[]'))"
-	"   ORDER BY d.created_at, d.endpoint_id)"
-	"  FROM webhook_deliveries d JOIN webhook_endpoints w ON w.id = d.endpoint_id"
-	"  WHERE d.event_id = e.id), '[]'))::text"
-	" FROM events e WHERE e.id = $1";
+static const char event_get_sql[] = "SELECT " EVENT_JSON_SQL "::text"
+				    " FROM events e WHERE e.id = $1";
 
 /* Every live (not deleted, enabled) endpoint subscribed to the event's type
  * gets its delivery back to 'pending' (created if missing; attempts kept).

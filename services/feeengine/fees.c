@@ -77,6 +77,30 @@ int fees_init(struct feeengine *fe)
 	return 0;
 }
 
+/* ---- AI vs fallback counters for the operator dashboard -------------------- */
+
+static void counted(void *arg, redisReply *reply, const char *err)
+{
+	(void)arg;
+	(void)reply;
+	(void)err; /* a lost increment only makes the dashboard's count low */
+}
+
+/* HINCRBY <prefix>:{fees}:decisions ai|fallback 1, and fallback.<reason>:
+ * totals since the hash was created, read by the api's GET /v1/summary. */
+static void count_decision(struct feeengine *fe, enum ai_outcome o)
+{
+	char key[160], reason[64];
+	snprintf(key, sizeof(key), "%s:{fees}:decisions", fe->cfg.base.redis_prefix);
+	int rc = rds_command(fe->redis, counted, NULL, "HINCRBY %s %s 1", key,
+			     o == AI_OK ? "ai" : "fallback");
+	if (rc == 0 && o != AI_OK) {
+		snprintf(reason, sizeof(reason), "fallback.%s", ai_outcome_name(o));
+		rc = rds_command(fe->redis, counted, NULL, "HINCRBY %s %s 1", key, reason);
+	}
+	(void)rc; /* Redis down: the decision is answered all the same */
+}
+
 /* ---- the reply ------------------------------------------------------------- */
 
 struct reply {
@@ -260,6 +284,7 @@ static void reply_decision(struct fee_req *f, enum ai_outcome o, const struct ai
 		if (o != AI_DISABLED)
 			log_debug("fee fallback: %s", why ? why : ai_outcome_name(o));
 	}
+	count_decision(fe, o);
 	reply_send(f, &r);
 	free(risks_text);
 }

@@ -287,7 +287,7 @@ def test_offline_says_so_once_and_uses_defaults(fees):
 
 # ---- routing and the fee API -----------------------------------------------------
 
-def test_deterministic_fees(fees):
+def test_deterministic_fees(fees, redis):
     a, _ = fees.start()
     fees.wait_snapshot(lambda s: s.get("fx.source") == "live")
     r = calc(a, amount=5000)  # $50.00
@@ -295,6 +295,7 @@ def test_deterministic_fees(fees):
     b = r.body
     assert b["source"] == "fallback" and b["fallback_reason"] == "disabled"
     assert b["confidence_score"] == 0.75
+    assert decisions(redis, fees.prefix) == {"fallback": 1, "fallback.disabled": 1}
     fb = b["fee_breakdown"]
     assert fb["platform_fee"] == 100 and fb["onramp_fee"] == 35 and fb["offramp_fee"] == 25
     assert b["total_fee"] == sum(fb.values())
@@ -414,7 +415,15 @@ def test_200_concurrent_requests_each_get_their_own_reply(fees):
 
 # ---- Claude ---------------------------------------------------------------------
 
-def test_ai_decision_used(fees):
+def decisions(redis, prefix):
+    """The fee engine's AI vs fallback counters (<prefix>:{fees}:decisions):
+    sent on the engine's connection before its reply, so already counted
+    when the api has answered."""
+    out = redis.cli("HGETALL", f"{prefix}:{{fees}}:decisions").splitlines()
+    return {k: int(v) for k, v in zip(out[::2], out[1::2])}
+
+
+def test_ai_decision_used(fees, redis):
     a, d = fees.start(ai=True)
     fees.wait_snapshot(lambda s: s.get("fx.source") == "live")
     r = calc(a, amount=5000)
@@ -434,6 +443,7 @@ def test_ai_decision_used(fees):
     assert ctx["request"]["amount"] == 5000 and len(ctx["candidates"]) == 5
     assert fees.stub.claude_key not in d.stdout_path.read_text()
     assert d.metric('rampart_fee_ai_calls_total{outcome="ok"}') == 1
+    assert decisions(redis, fees.prefix) == {"ai": 1}
 
 
 def test_ai_decision_cached_for_identical_requests(fees):
@@ -461,7 +471,7 @@ def test_ai_decision_cached_for_identical_requests(fees):
     ("error", {"status": 400, "etype": "invalid_request_error"}, "client_error"),
     ("sleep", {"delay": 30}, "timeout"),
 ])
-def test_ai_falls_back(fees, mode, kw, reason):
+def test_ai_falls_back(fees, redis, mode, kw, reason):
     a, d = fees.start(ai=True)
     fees.wait_snapshot(lambda s: s.get("fx.source") == "live")
     fees.stub.set_mode("claude", mode, **kw)
@@ -475,6 +485,7 @@ def test_ai_falls_back(fees, mode, kw, reason):
     assert took < AI_TIMEOUT_MS / 1000 + 1.0, took
     assert d.metric(f'rampart_fee_fallback_total{{reason="{reason}"}}') >= 1
     assert "claude fee decision not used" in d.stdout_path.read_text()
+    assert decisions(redis, fees.prefix) == {"fallback": 1, f"fallback.{reason}": 1}
 
 
 def test_ai_retries_once_after_overload(fees):
