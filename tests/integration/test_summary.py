@@ -3,12 +3,14 @@ summary's numbers against a known set of payments, queue entries, webhook
 attempts, market snapshot and fee-decision counters; auth; the dashboard's
 static files and their headers."""
 
+import json
 import time
 import uuid
 
 import pytest
 
 from rampart_it import check_error, request
+from webhook_it import payment_data
 
 STATES = ["PENDING", "ONRAMP_PENDING", "ONRAMP_COMPLETE", "OFFRAMP_PENDING", "COMPLETED",
           "FAILED", "REFUND_PENDING", "REFUNDED"]
@@ -53,8 +55,12 @@ def insert_attempts(pg, pay_id, codes, pending_deliveries):
     evt = f"evt_{uuid.uuid4()}"
     pg.psql(f"INSERT INTO webhook_endpoints (id, api_key_id, url, events, secret) VALUES"
             f" ('{we}', 'k', 'https://hooks.example/x', ARRAY['*'], 'whsec_x')")
+    # Events as the worker writes them (the payment's JSON): the answers are
+    # checked against docs/openapi.yaml.
+    done = json.dumps(payment_data(pay_id, "COMPLETED"))
+    pending = json.dumps(payment_data(pay_id, "PENDING"))
     pg.psql(f"INSERT INTO events (id, type, payment_id, data) VALUES"
-            f" ('{evt}', 'payment.completed', '{pay_id}', '{{}}')")
+            f" ('{evt}', 'payment.completed', '{pay_id}', '{done}')")
     pg.psql(f"INSERT INTO webhook_deliveries (event_id, endpoint_id, state, attempts) VALUES"
             f" ('{evt}', '{we}', 'delivered', {len(codes)})")
     for i, c in enumerate(codes, 1):
@@ -65,7 +71,7 @@ def insert_attempts(pg, pay_id, codes, pending_deliveries):
     for _ in range(pending_deliveries):
         e2 = f"evt_{uuid.uuid4()}"
         pg.psql(f"INSERT INTO events (id, type, payment_id, data) VALUES"
-                f" ('{e2}', 'payment.pending', '{pay_id}', '{{}}')")
+                f" ('{e2}', 'payment.pending', '{pay_id}', '{pending}')")
         pg.psql(f"INSERT INTO webhook_deliveries (event_id, endpoint_id) VALUES ('{e2}', '{we}')")
     return we, evt
 
