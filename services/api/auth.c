@@ -48,11 +48,14 @@ static unsigned str_hash(const char *s)
  * = 0 when allowed or the seconds until a token is due; NULL on OOM. */
 static struct bucket *ratelimit_take(struct ratelimit *rl, const char *key_id, int *retry_after)
 {
-	uint64_t now = clock_mono_us();
 	unsigned slot = str_hash(key_id) % RL_BUCKETS;
 	struct bucket *b;
 
 	pthread_mutex_lock(&rl->mu);
+	/* The clock is read under the lock: a reading taken before it could be
+	 * older than the last holder's, and now - last_us would wrap around to
+	 * a huge "idle" time that refills the bucket (issue 13). */
+	uint64_t now = clock_mono_us();
 	for (b = rl->slots[slot]; b; b = b->next)
 		if (strcmp(b->who.key_id, key_id) == 0)
 			break;
@@ -70,8 +73,9 @@ static struct bucket *ratelimit_take(struct ratelimit *rl, const char *key_id, i
 	}
 	/* Refill: rps tokens per second = rps millionths per microsecond. */
 	int64_t cap = rl->burst * MICRO;
-	uint64_t elapsed = now - b->last_us;
-	b->last_us = now;
+	uint64_t elapsed = now > b->last_us ? now - b->last_us : 0;
+	if (now > b->last_us)
+		b->last_us = now;
 	if (elapsed > (uint64_t)(cap / rl->rps) + 1)
 		b->tokens_micro = cap;
 	else if ((b->tokens_micro += (int64_t)elapsed * rl->rps) > cap)
