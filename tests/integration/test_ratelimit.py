@@ -13,7 +13,9 @@ import threading
 import time
 import uuid
 
-from rampart_it import wait_for
+import pytest
+
+from rampart_it import Redis, check_error, wait_for
 
 RPS = 50
 BURST = 100
@@ -99,3 +101,94 @@ def test_limit_holds_across_loops_of_one_process(start_api, migrated):
     c = hammer([a.port], key, 4.0)
     check_within_limit(migrated, key, c, slack=5, what="8 loops, 24 connections")
 
+
+
+def test_limit_holds_across_processes_sharing_redis(start_api, migrated):
+    """Two api processes on one Redis (same REDIS_PREFIX): their total stays
+    within one key's limit (the bucket lives in Redis; each loop leases at
+    most RATE_LIMIT_LEASE tokens at a time)."""
+    key = f"sk_rl_{uuid.uuid4().hex}"
+    prefix = f"it{uuid.uuid4().hex[:10]}"
+    env = {"API_KEYS": key, "API_THREADS": 2, "RATE_LIMIT_RPS": RPS, "RATE_LIMIT_BURST": BURST,
+           "REDIS_PREFIX": prefix}
+    a = start_api(env)
+    b = start_api(env)
+    c = hammer([a.port, b.port], key, 4.0)
+    # Lease slack: each of the 2 x 2 loops may hold one lease of at most
+    # max(1, RPS/100) tokens leased but not yet spent (docs/api.md).
+    check_within_limit(migrated, key, c, slack=4 * 1 + 5, what="2 processes x 2 loops")
+
+
+UNKNOWN_QUOTE = "/v1/quotes/quote_00000000-0000-4000-8000-000000000000"
+
+
+@pytest.fixture
+def private_redis(workdir):
+    d = workdir / f"redis-{uuid.uuid4().hex[:6]}"
+    d.mkdir()
+    r = Redis(d)
+    r.start()
+    try:
+        yield r
+    finally:
+        r.stop()
+
+
+def _statuses(a, key, n):
+    return [a.get(UNKNOWN_QUOTE, key=key).status for _ in range(n)]
+
+
+def test_shared_bucket_lives_in_redis(start_api, private_redis):
+    """The bucket is <prefix>:ratelimit:<key_id> in Redis; a second process
+    started later finds it spent; a flushed script cache (NOSCRIPT) is
+    reloaded with EVAL."""
+    key = f"sk_rl_{uuid.uuid4().hex}"
+    prefix = f"it{uuid.uuid4().hex[:10]}"
+    env = {"API_KEYS": key, "API_THREADS": 1, "RATE_LIMIT_RPS": 1, "RATE_LIMIT_BURST": 5,
+           "REDIS_PREFIX": prefix, "REDIS_URL": private_redis.url}
+    a = start_api(env)
+    assert _statuses(a, key, 5) == [404] * 5
+    rkey = f"{prefix}:ratelimit:{_key_id(key)}"
+    assert private_redis.cli("EXISTS", rkey) == "1", f"no {rkey} in Redis"
+    ttl = int(private_redis.cli("PTTL", rkey))
+    assert 0 < ttl <= 6000, f"{rkey} PTTL {ttl}: expected to expire once full again (<= 6 s)"
+    # Another process on the same Redis shares the (now empty) bucket.
+    b = start_api(env)
+    r = b.get(UNKNOWN_QUOTE, key=key)
+    check_error(r, 429, "RATE_LIMITED", what="second process, bucket spent by the first")
+    assert int(r.headers["Retry-After"]) >= 1
+    # The script cache flushed (as after a Redis restart): EVALSHA gets
+    # NOSCRIPT, the api sends the script whole and goes on.
+    private_redis.cli("SCRIPT", "FLUSH")
+    private_redis.cli("DEL", rkey)
+    time.sleep(int(r.headers["Retry-After"]) + 0.2)  # b's 429 holds until then
+    assert _statuses(b, key, 5) == [404] * 5
+    assert private_redis.cli("EXISTS", rkey) == "1"
+    assert _statuses(b, key, 1) == [429]
+
+
+def test_redis_down_falls_back_to_local_bucket(start_api, private_redis):
+    """Redis down: each process limits with its own bucket at the full rate
+    (docs/api.md): the burst passes, then 429, never 5xx."""
+    key = f"sk_rl_{uuid.uuid4().hex}"
+    a = start_api({"API_KEYS": key, "API_THREADS": 2, "RATE_LIMIT_RPS": 1,
+                   "RATE_LIMIT_BURST": 5, "REDIS_URL": private_redis.url,
+                   "REDIS_TIMEOUT_MS": 500})
+    assert _statuses(a, key, 5) == [404] * 5
+    assert _statuses(a, key, 1) == [429]
+    private_redis.stop()
+    assert wait_for(lambda: a.get("/readyz", key=None).status == 503, 10, 0.1)
+    # The local bucket starts full: 5 pass (the shared bucket was spent, but
+    # this process cannot know it), then 429 (RPS 1: at most a few more).
+    got = _statuses(a, key, 12)
+    assert set(got) <= {404, 429}, f"statuses with Redis down: {got}"
+    assert 5 <= got.count(404) <= 8, f"local bucket with Redis down: {got}"
+    assert got[-1] == 429, f"local bucket with Redis down: {got}"
+    assert "using the local bucket" in a.output()
+    # Redis back: the shared bucket again (a fresh, full one: Redis lost it).
+    private_redis.start()
+    assert wait_for(lambda: a.get("/readyz", key=None).status == 200, 15, 0.2)
+    prefix = a.prefix
+    assert wait_for(lambda: a.get(UNKNOWN_QUOTE, key=key).status == 404
+                    and private_redis.cli("EXISTS", f"{prefix}:ratelimit:{_key_id(key)}") == "1",
+                    10, 0.2), "the shared bucket is not used again once Redis is back"
