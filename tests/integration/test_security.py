@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from rampart_it import BIN, api_env, check_error
+from rampart_it import BIN, api_env, check_error, wait_for
 
 LOOPBACK_URLS = [
     "http://127.0.0.1/",
@@ -146,3 +146,42 @@ def test_keys_never_logged_even_in_debug(start_api, migrated):
         # nor a recognisable half of it
         assert k[len(k) // 2:] not in out, f"the tail of API key {k[:10]}... is logged"
     assert not re.search(r"Bearer\s+sk_", out), "an Authorization header was logged"
+
+
+# --------------------------------------------------------------------------
+# Credentials: from the environment only, never logged
+
+def test_credentials_only_from_env_and_never_logged(start_api, migrated):
+    pg_pw = f"pgpw{uuid.uuid4().hex}"
+    rd_pw = f"rdpw{uuid.uuid4().hex}"
+    key = f"sk_test_{uuid.uuid4().hex}"
+    db_url = migrated.url.replace("postgres://rampart@", f"postgres://rampart:{pg_pw}@")
+    # Redis on a closed port (127.0.0.1:1) with a password in its URL: the
+    # connection errors are logged, the password must not be.
+    a = start_api({"DATABASE_URL": db_url, "REDIS_URL": f"redis://:{rd_pw}@127.0.0.1:1/0",
+                   "API_KEYS": key, "LOG_LEVEL": "debug"}, wait_ready=False)
+    def live():
+        try:
+            return a.get("/healthz", key=None, timeout=2).status == 200
+        except OSError:
+            return False
+
+    assert wait_for(live, 20, 0.1), a.logs()
+    assert a.quote("USD", "EUR", 10000, key=key).status == 201  # the DB URL works
+    assert a.get("/health", key=None).status == 503  # Redis down, reported
+    time.sleep(1.5)  # a few reconnect attempts, each logged
+    assert a.terminate() == 0, a.logs()
+    out = a.output()
+    assert "127.0.0.1:1" in out or "redis" in out.lower(), "no Redis error logged at all?"
+    for secret in (pg_pw, rd_pw, key):
+        assert secret not in out, f"a credential ({secret[:6]}...) appears in the logs"
+
+
+@pytest.mark.parametrize("args", [["--database-url", "postgres://x"], ["--api-keys=sk_1"],
+                                  ["-k", "sk_1"]])
+def test_no_credentials_on_the_command_line(args):
+    # Only --migrate, --version and --help: anything else is refused, so no
+    # secret can be (or needs to be) passed where `ps` would show it.
+    r = subprocess.run([str(BIN / "rampart-api"), *args], capture_output=True, text=True,
+                       timeout=30, env={"PATH": "/usr/bin:/bin"})
+    assert r.returncode != 0 and "unknown option" in r.stderr, (r.returncode, r.stderr)
