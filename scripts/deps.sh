@@ -2,7 +2,8 @@
 # scripts/deps.sh - installs the Debian packages rampart needs to build, test and run.
 #
 #   sh scripts/deps.sh           build + test + run packages
-#   sh scripts/deps.sh --bench   the same plus wrk (make bench)
+#   sh scripts/deps.sh --bench   the same (wrk, once only for make bench, is now
+#                                also a test dependency: tests/integration/test_ratelimit.py)
 #
 # As root, missing packages are installed with apt-get (one "apt-get update"
 # first, only when something is missing). Otherwise it prints the apt-get
@@ -15,13 +16,13 @@ RAMPART_SCRIPT=deps
 
 PKGS=(gcc make pkg-config clang clang-format libevent-dev libhiredis-dev libjansson-dev
 	libcurl4-openssl-dev libpq-dev libssl-dev libcmocka-dev redis-server postgresql-15
-	python3-pytest valgrind curl)
+	python3-pytest valgrind curl wrk)
 
 for arg in "$@"; do
 	case $arg in
-	--bench) PKGS+=(wrk) ;;
+	--bench) ;;
 	-h | --help)
-		sed -n '2,9p' "$0"
+		sed -n '2,10p' "$0"
 		exit 0
 		;;
 	*) die "unknown argument: $arg" ;;
