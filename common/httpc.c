@@ -1,6 +1,7 @@
 /* httpc.c - asynchronous HTTP client: libcurl's multi interface driven by libevent. */
 #include "common/httpc.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <event2/event.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -50,6 +52,9 @@ struct hreq {
 	struct httpc_response resp;
 	char errbuf[CURL_ERROR_SIZE];
 	char err[CURL_ERROR_SIZE + 64];
+	const char *(*check_addr)(void *check_arg, const char *addr);
+	void *check_arg;
+	char refused[128]; /* "<address> is <reason>" when check_addr refused */
 };
 TAILQ_HEAD(hreq_list, hreq);
 
@@ -312,6 +317,10 @@ static void hreq_done(struct httpc *c, struct hreq *r, CURLcode rc)
 		r->resp.status = 0;
 		r->resp.timed_out = rc == CURLE_OPERATION_TIMEDOUT;
 		describe_error(r, rc);
+		if (r->refused[0] != '\0') {
+			snprintf(r->err, sizeof(r->err), "address refused: %s", r->refused);
+			r->resp.addr_refused = true;
+		}
 		r->resp.error = r->err;
 		r->hdrs.len = 0;
 		metric_inc(r->resp.timed_out ? c->m_timeout : c->m_error);
@@ -617,6 +626,33 @@ static int build_headers(struct hreq *r, const char *const *headers)
 	return 0;
 }
 
+/* CURLOPT_OPENSOCKETFUNCTION: curl is about to connect to address; the
+ * request's check_addr decides first (DNS rebinding: the address checked is
+ * the one connected to, whatever resolved it). */
+static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *address)
+{
+	struct hreq *r = clientp;
+	char text[INET6_ADDRSTRLEN] = "";
+	const void *raw = NULL;
+
+	(void)purpose;
+	if (address->family == AF_INET)
+		raw = &((const struct sockaddr_in *)(const void *)&address->addr)->sin_addr;
+	else if (address->family == AF_INET6)
+		raw = &((const struct sockaddr_in6 *)(const void *)&address->addr)->sin6_addr;
+	if (raw == NULL || inet_ntop(address->family, raw, text, sizeof(text)) == NULL) {
+		snprintf(r->refused, sizeof(r->refused), "an address of family %d is not allowed",
+			 address->family);
+		return CURL_SOCKET_BAD;
+	}
+	const char *problem = r->check_addr(r->check_arg, text);
+	if (problem != NULL) {
+		snprintf(r->refused, sizeof(r->refused), "%s is %s", text, problem);
+		return CURL_SOCKET_BAD;
+	}
+	return socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+}
+
 #define SETOPT(easy, opt, val)                                          \
 	do {                                                            \
 		if (curl_easy_setopt((easy), (opt), (val)) != CURLE_OK) \
@@ -707,6 +743,12 @@ int httpc_send(struct httpc *c, const struct httpc_request *req, httpc_cb cb, vo
 	SETOPT(r->easy, CURLOPT_HEADERDATA, r);
 	SETOPT(r->easy, CURLOPT_ERRORBUFFER, r->errbuf);
 	SETOPT(r->easy, CURLOPT_PRIVATE, (void *)r);
+	if (req->check_addr != NULL) {
+		r->check_addr = req->check_addr;
+		r->check_arg = req->check_arg;
+		SETOPT(r->easy, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+		SETOPT(r->easy, CURLOPT_OPENSOCKETDATA, (void *)r);
+	}
 	/* Only arms curl's timer (timer_cb): the transfer starts from the loop. */
 	if (curl_multi_add_handle(c->multi, r->easy) != CURLM_OK)
 		goto fail;

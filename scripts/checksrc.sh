@@ -8,17 +8,71 @@
 # "(" in code only: comments and string literals are ignored, and snprintf,
 # PQexecPrepared or PQsendQuery do not match.
 #
-# A line that genuinely needs one (e.g. a blocking call in a one-shot CLI path
-# that never runs on the loop) may carry the comment "checksrc:allow <reason>".
+# SQL built with a printf-family call (snprintf, vsnprintf, asprintf,
+# evbuffer_add_printf, ...) whose arguments hold a string literal with an
+# SQL keyword (SELECT, INSERT, UPDATE, DELETE, WHERE, VALUES, ...; upper
+# case, as the code writes SQL) is reported as "file:line: SQL built with X":
+# every statement is a constant with $n parameters (docs/security.md). It
+# cannot see a format kept in a variable or a macro defined elsewhere.
 #
-#   sh scripts/checksrc.sh [file.c ...]    default: every *.c/*.h outside tests/
+# A line that genuinely needs one (e.g. a blocking call in a one-shot CLI path
+# that never runs on the loop) may carry the comment "checksrc:allow <reason>"
+# (for the SQL rule, on the call's line or the line above it).
+#
+#   sh scripts/checksrc.sh [file.c ...]    default: every *.c/*.h outside tests/,
+#                                          after a self-test of the rules
+#   sh scripts/checksrc.sh --self-test     only the self-test
 if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The self-test: a bad example must be caught, a good one must pass.
+self_test() {
+	local d rc
+	d=$(mktemp -d)
+	cat >"$d/bad.c" <<-'EOF'
+		void f(char *q, unsigned long n, const char *id);
+		void f(char *q, unsigned long n, const char *id)
+		{
+			snprintf(q, n, "SELECT * FROM payments WHERE id = '%s'", id);
+			asprintf(&q,
+				 "DELETE FROM quotes "
+				 "WHERE id = '%s'", id);
+			char b[8];
+			strcpy(b, id);
+		}
+	EOF
+	cat >"$d/good.c" <<-'EOF'
+		static const char *q = "SELECT id FROM payments WHERE id = $1";
+		void f(char *m, unsigned long n, const char *id);
+		void f(char *m, unsigned long n, const char *id)
+		{
+			snprintf(m, n, "cannot update payment %s: not found", id);
+			snprintf(m, n, "%s", q); /* a constant statement, not built */
+			/* snprintf(m, n, "SELECT %s", id); in a comment */
+			snprintf(m, n, "INSERT %s", id); /* checksrc:allow self-test */
+		}
+	EOF
+	rc=0
+	out=$(bash "$0" "$d/bad.c" 2>&1) && rc=1
+	for want in "bad.c:4: SQL built with snprintf" "bad.c:5: SQL built with asprintf" \
+		"bad.c:9: banned function strcpy"; do
+		case $out in *"$want"*) ;; *) echo "checksrc self-test: missed \"$want\" in:"; echo "$out"; rc=1 ;; esac
+	done
+	bash "$0" "$d/good.c" >/dev/null 2>&1 || { echo "checksrc self-test: good.c rejected:"; bash "$0" "$d/good.c"; rc=1; }
+	rm -rf "$d"
+	[ $rc -eq 0 ] && echo "checksrc: self-test passed (a bad example is caught)"
+	return $rc
+}
+
+if [ "${1:-}" = "--self-test" ]; then
+	self_test
+	exit $?
+fi
 if [ $# -gt 0 ]; then
 	files=("$@")
 else
+	self_test
 	files=()
 	while IFS= read -r f; do
 		files+=("$f")
@@ -35,6 +89,9 @@ perl -e '
 			PQexec PQconnectdb redisCommand redisConnect curl_easy_perform
 			sleep usleep);
 	my $re = join("|", @banned);
+	my $printf = "snprintf|vsnprintf|sprintf|vsprintf|asprintf|vasprintf|dprintf|"
+		. "evbuffer_add_printf|evbuffer_add_vprintf|g_strdup_printf";
+	my $sqlkw = qr/\b(?:SELECT|INSERT|UPDATE|DELETE|WHERE|VALUES|TRUNCATE|DROP|ALTER|GRANT|COPY)\b/;
 	my $bad = 0;
 	for my $file (@ARGV) {
 		open(my $fh, "<", $file) or die "checksrc: $file: $!\n";
@@ -57,6 +114,30 @@ perl -e '
 				printf("%s:%d: banned function %s\n", $file, $i + 1, $1);
 				$bad++;
 			}
+		}
+		# SQL in printf-family calls: find each call in the blanked text,
+		# its closing parenthesis there, and look at the original literals.
+		my $flat = join("\n", @lines);
+		my $orig_flat = join("\n", @orig);
+		while ($flat =~ /(?<![A-Za-z0-9_])(?<!\.)(?<!->)($printf)\s*\(/g) {
+			my ($fn, $at, $start) = ($1, $-[0], $+[0]);
+			my ($depth, $end) = (1, $start);
+			while ($end < length($flat) && $depth > 0) {
+				my $c = substr($flat, $end, 1);
+				$depth++ if $c eq "(";
+				$depth-- if $c eq ")";
+				$end++;
+			}
+			my $args = substr($orig_flat, $start, $end - $start);
+			pos($flat) = $start;
+			my $lits = join(" ", $args =~ /"((?:\\.|[^"\\\n])*)"/g);
+			next unless $lits =~ $sqlkw;
+			my $line = (substr($flat, 0, $at) =~ tr/\n//) + 1;
+			next if $orig[$line - 1] =~ /checksrc:allow/
+				|| ($line > 1 && $orig[$line - 2] =~ /checksrc:allow/);
+			printf("%s:%d: SQL built with %s: use a constant statement with \$n parameters\n",
+			       $file, $line, $fn);
+			$bad++;
 		}
 	}
 	printf("checksrc: %d file(s), %d banned call(s)\n", scalar(@ARGV), $bad);

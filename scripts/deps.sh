@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # scripts/deps.sh - installs the Debian packages rampart needs to build, test and run.
 #
-#   sh scripts/deps.sh           build + test + run packages
-#   sh scripts/deps.sh --bench   the same plus wrk (make bench)
+#   sh scripts/deps.sh           build + test + run packages (wrk too: test_ratelimit.py floods with it)
+#   sh scripts/deps.sh --bench   the same (make bench)
 #   sh scripts/deps.sh --compose the same plus a Docker engine and debootstrap (make test-compose)
 #
 # As root, missing packages are installed with apt-get (one "apt-get update"
@@ -18,7 +18,7 @@ RAMPART_SCRIPT=deps
 # sidecar's test (tests/integration/test_redis_tls.py).
 PKGS=(gcc make pkg-config clang clang-format libevent-dev libhiredis-dev libjansson-dev
 	libcurl4-openssl-dev libpq-dev libssl-dev libcmocka-dev redis-server postgresql-15
-	python3-pytest python3-yaml python3-jsonschema valgrind curl docker-compose prometheus stunnel4 chromium)
+	python3-pytest python3-yaml python3-jsonschema valgrind curl docker-compose prometheus stunnel4 chromium wrk)
 
 # Tools needed as commands, with the Debian packages that provide them when
 # the command is missing. A machine may have them from elsewhere (kubectl
@@ -31,7 +31,7 @@ CMDS=("kubectl:kubernetes-client" "node:nodejs" "npm:npm")
 
 for arg in "$@"; do
 	case $arg in
-	--bench) PKGS+=(wrk) ;;
+	--bench) ;;
 	--compose) PKGS+=(docker.io debootstrap git) ;;
 	-h | --help)
 		sed -n '2,10p' "$0"

@@ -102,6 +102,10 @@ bin/rampart-api --migrate || die "bin/rampart-api --migrate failed"
 
 export API_KEYS=${API_KEYS:-sk_dev_rampart}
 export LOG_FORMAT=${LOG_FORMAT:-text}
+# Local development: webhook receivers usually listen on this machine, so the
+# api accepts loopback endpoint URLs and the webhook daemon delivers to them
+# (production keeps WEBHOOK_ALLOW_PRIVATE=0; docs/webhooks.md).
+export WEBHOOK_ALLOW_PRIVATE=${WEBHOOK_ALLOW_PRIVATE:-1}
 if [ -z "${API_LISTEN:-}" ]; then
 	claim_port API_PORT 8080
 	export API_LISTEN="127.0.0.1:$API_PORT"
@@ -117,10 +121,7 @@ wait_http_200 "http://$api_hostport/readyz" 30 "$LAST_PID"
 # minutes), so a newcomer watches a payment complete.
 claim_port port 9101 && start_daemon worker METRICS_LISTEN="127.0.0.1:$port" \
 	MOCK_SETTLE_MIN_MS="${MOCK_SETTLE_MIN_MS:-2000}" MOCK_SETTLE_MAX_MS="${MOCK_SETTLE_MAX_MS:-5000}"
-# Local development: receivers usually listen on this machine, so loopback
-# targets are allowed here (production keeps WEBHOOK_ALLOW_PRIVATE=0).
-claim_port port 9102 && start_daemon webhook METRICS_LISTEN="127.0.0.1:$port" \
-	WEBHOOK_ALLOW_PRIVATE="${WEBHOOK_ALLOW_PRIVATE:-1}"
+claim_port port 9102 && start_daemon webhook METRICS_LISTEN="127.0.0.1:$port"
 claim_port port 9103 && start_daemon feeengine METRICS_LISTEN="127.0.0.1:$port"
 
 key=${API_KEYS%%,*}

@@ -57,6 +57,9 @@ int api_config_load(struct api_config *c)
 	    cfg_str("API_KEYS", "", 0, &keys) || parse_api_keys(c, keys) ||
 	    cfg_int("RATE_LIMIT_RPS", 1000, 1, 1000000, &c->rate_rps) ||
 	    cfg_int("RATE_LIMIT_BURST", 2000, 1, 10000000, &c->rate_burst) ||
+	    cfg_bool("RATE_LIMIT_SHARED", true, &c->rate_shared) ||
+	    cfg_int("RATE_LIMIT_LEASE", 0, 0, 1000, &c->rate_lease) ||
+	    cfg_bool("WEBHOOK_ALLOW_PRIVATE", false, &c->webhook_allow_private) ||
 	    cfg_int("QUOTE_TTL_SECONDS", 60, 1, 86400, &c->quote_ttl))
 		goto fail;
 	/* The int-valued variables, as a table: name, default, range, field. */
@@ -86,6 +89,17 @@ int api_config_load(struct api_config *c)
 		cfg_fail("FEE_PLATFORM_BPS", "the three FEE_*_BPS together must be below 10000");
 		goto fail;
 	}
+	if (c->rate_lease == 0) { /* auto: 10 ms of the rate, at most a tenth of the burst */
+		c->rate_lease = c->rate_rps / 100;
+		if (c->rate_lease > c->rate_burst / 10)
+			c->rate_lease = c->rate_burst / 10;
+		if (c->rate_lease > 100)
+			c->rate_lease = 100;
+		if (c->rate_lease < 1)
+			c->rate_lease = 1;
+	}
+	if (c->rate_lease > c->rate_burst)
+		c->rate_lease = c->rate_burst;
 	if (c->threads == 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		c->threads = n > 0 ? (int)n : 1;

@@ -14,6 +14,9 @@ struct api_config {
 	char **api_keys; /* static keys from API_KEYS */
 	size_t n_api_keys;
 	long long rate_rps, rate_burst;
+	bool rate_shared;	    /* RATE_LIMIT_SHARED: the bucket lives in Redis */
+	long long rate_lease;	    /* RATE_LIMIT_LEASE: tokens a loop leases at once (0 = auto) */
+	bool webhook_allow_private; /* WEBHOOK_ALLOW_PRIVATE: as the webhook daemon's */
 	long long quote_ttl;
 	int fee_platform_bps, fee_onramp_bps, fee_offramp_bps;
 	int threads;	       /* API_THREADS: event loops; 0 in the env = one per core */

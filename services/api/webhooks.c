@@ -15,6 +15,7 @@
 #include "common/metrics.h"
 #include "common/pg.h"
 #include "common/redis.h"
+#include "common/ssrf.h"
 
 #define URL_MAX		2048 /* bytes; the table's CHECK says the same */
 #define DESCRIPTION_MAX 512
@@ -360,6 +361,22 @@ void webhooks_create(struct http_req *r, void *arg)
 		jv_fail(&e, 400, "INVALID_URL", "url",
 			"url must be an absolute http:// or https:// URL with a host");
 		goto bad;
+	}
+	if (!l->app->cfg.webhook_allow_private) {
+		char host[256];
+		const char *why = ssrf_url_problem(url, host, sizeof(host));
+		if (why && strcmp(why, "not a URL") == 0) {
+			jv_fail(&e, 400, "INVALID_URL", "url",
+				"url must be an absolute http:// or https:// URL with a host");
+			goto bad;
+		}
+		if (why) {
+			jv_fail(&e, 400, "INVALID_URL", "url",
+				"url's host %s is not a public address (%s): webhooks are not "
+				"delivered there (WEBHOOK_ALLOW_PRIVATE=0)",
+				host, why);
+			goto bad;
+		}
 	}
 	if (!(events = events_checked(body, &e)))
 		goto bad;

@@ -378,6 +378,26 @@ static void failed_attempt(struct delivery *d, long long retry_after_s)
 
 /* ---- sending ------------------------------------------------------------------ */
 
+/* The SSRF guard refused the target (d->error says why): dead for good,
+ * retrying will not make the address public. */
+static void refused(struct delivery *d)
+{
+	d->state = "dead";
+	d->settle = SETTLE_DEAD;
+	metric_inc(m_failed);
+	log_event(LOG_WARN, "webhook target refused", LF_S("endpoint_id", d->ep->id),
+		  LF_S("event_id", d->event_id), LF_S("error", d->error));
+	record(d);
+}
+
+/* httpc's check_addr: the address curl actually connects to must be public
+ * too (not only the one resolved and pinned: DNS rebinding, a proxy). */
+static const char *connect_check(void *arg, const char *addr)
+{
+	(void)arg;
+	return ssrf_address_problem(addr);
+}
+
 static void http_done(void *arg, const struct httpc_response *r)
 {
 	struct delivery *d = arg;
@@ -395,7 +415,11 @@ static void http_done(void *arg, const struct httpc_response *r)
 	d->status = r->status;
 	d->latency_ms = r->latency_ms;
 	metric_observe_us(m_latency, (uint64_t)(r->latency_ms > 0 ? r->latency_ms : 0) * 1000u);
-	if (r->error) {
+	if (r->addr_refused) { /* the connect-time SSRF check (check_addr) */
+		snprintf(d->error, sizeof(d->error),
+			 "refused at connect: %s (WEBHOOK_ALLOW_PRIVATE=0)", r->error);
+		refused(d);
+	} else if (r->error) {
 		snprintf(d->error, sizeof(d->error), "%s", r->error);
 		failed_attempt(d, -1);
 	} else if (r->status >= 200 && r->status < 300) {
@@ -462,7 +486,8 @@ static void send_attempt(struct delivery *d)
 				    .body_len = d->body_len,
 				    .timeout_ms = w->cfg.timeout_ms,
 				    .max_response = MAX_RESPONSE,
-				    .resolve = pinned ? resolve : NULL};
+				    .resolve = pinned ? resolve : NULL,
+				    .check_addr = w->cfg.allow_private ? NULL : connect_check};
 	dl_stage_set(d, DL_SENDING);
 	if (httpc_send(w->http, &req, http_done, d) != 0) {
 		snprintf(d->error, sizeof(d->error), "could not start the request");
@@ -492,17 +517,11 @@ static void resolved(void *arg, const char *addr, const char *err)
 	}
 	const char *problem = ssrf_address_problem(addr);
 	if (problem && !w->cfg.allow_private) {
-		/* Refused for good: retrying will not make the address public. */
 		snprintf(d->error, sizeof(d->error),
 			 "refused: %s is a private address (%s; WEBHOOK_ALLOW_PRIVATE=0)", addr,
 			 problem);
 		d->latency_ms = -1;
-		d->state = "dead";
-		d->settle = SETTLE_DEAD;
-		metric_inc(m_failed);
-		log_event(LOG_WARN, "webhook target refused", LF_S("endpoint_id", d->ep->id),
-			  LF_S("event_id", d->event_id), LF_S("error", d->error));
-		record(d);
+		refused(d);
 		return;
 	}
 	snprintf(d->addr, sizeof(d->addr), "%s", addr);

@@ -8,6 +8,7 @@
 #include <sys/queue.h>
 
 #include "common/config.h"
+#include "common/ssrf.h"
 
 struct event;
 struct event_base;
@@ -85,11 +86,7 @@ void webhook_relay_start(struct webhook *w);
 
 /* ssrf.c: pure checks, unit-tested. */
 
-/* NULL when a numeric IPv4/IPv6 address may be a webhook target; else why
- * not ("loopback", "private", "link-local", "unspecified", "multicast",
- * "reserved", "not an address"), a static string. IPv4-mapped and NAT64
- * IPv6 addresses are judged by the IPv4 address inside. */
-const char *ssrf_address_problem(const char *addr);
+/* ssrf_address_problem: common/ssrf.h. */
 
 /* The delay before retry number attempt (1 = after the first attempt) in
  * milliseconds, or -1 when the schedule is exhausted (DLQ). retry_after_s

@@ -36,6 +36,7 @@ struct server {
 	struct evhttp *http;
 	int port;
 	int slow_pending; /* /slow requests not answered yet */
+	int requests;	  /* requests received */
 	char *big;
 };
 
@@ -87,6 +88,7 @@ static void route(struct evhttp_request *req, void *arg)
 	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
 	struct evbuffer *b = evbuffer_new();
 
+	s->requests++;
 	if (path == NULL)
 		path = "";
 	if (strcmp(path, "/ok") == 0) {
@@ -181,7 +183,7 @@ struct result {
 	struct env *e;
 	int calls;
 	long status;
-	bool has_error, timed_out, truncated;
+	bool has_error, timed_out, truncated, addr_refused;
 	char error[512];
 	char body[256];
 	size_t body_len, body_strlen;
@@ -260,6 +262,7 @@ static void cb(void *arg, const struct httpc_response *r)
 	res->has_error = r->error != NULL;
 	copy_str(res->error, sizeof(res->error), r->error);
 	res->timed_out = r->timed_out;
+	res->addr_refused = r->addr_refused;
 	res->truncated = r->truncated;
 	res->body_len = r->body_len;
 	res->body_strlen = strlen(r->body);
@@ -646,6 +649,76 @@ static void test_resolve_pin(void **state)
 	env_free(&e);
 }
 
+/* check_addr sees the address curl connects to (after the pin), and a
+ * refusal means no connection: the server sees nothing. Loopback only. */
+struct seen {
+	int calls;
+	char addr[64];
+	const char *answer;
+};
+
+static const char *check_addr(void *arg, const char *addr)
+{
+	struct seen *s = arg;
+	s->calls++;
+	snprintf(s->addr, sizeof(s->addr), "%s", addr);
+	return s->answer;
+}
+
+static void test_check_addr(void **state)
+{
+	struct env e;
+	struct result res = {0};
+	struct seen seen = {0};
+	char u[128], pin[96];
+
+	(void)state;
+	env_init(&e, 0, 0);
+	res.e = &e;
+	/* A name pinned to 127.0.0.1 (as if DNS had said so when connecting,
+	 * whatever an earlier lookup said): refused before any byte is sent. */
+	snprintf(u, sizeof(u), "http://rebound.invalid:%d/ok", e.srv.port);
+	snprintf(pin, sizeof(pin), "rebound.invalid:%d:127.0.0.1", e.srv.port);
+	const char *const resolve[] = {pin, NULL};
+	seen.answer = "loopback";
+	struct httpc_request req = {.url = u,
+				    .timeout_ms = 2000,
+				    .resolve = resolve,
+				    .check_addr = check_addr,
+				    .check_arg = &seen};
+	assert_int_equal(httpc_send(e.c, &req, cb, &res), 0);
+	run_until(&e, 1);
+	assert_int_equal(res.status, 0);
+	assert_true(res.addr_refused);
+	assert_non_null(strstr(res.error, "address refused: 127.0.0.1 is loopback"));
+	assert_int_equal(seen.calls, 1);
+	assert_string_equal(seen.addr, "127.0.0.1");
+	assert_int_equal(e.srv.requests, 0);
+
+	/* A literal address is checked too (no pin involved). */
+	struct result lit = {.e = &e};
+	snprintf(u, sizeof(u), "http://127.0.0.1:%d/ok", e.srv.port);
+	req.resolve = NULL;
+	assert_int_equal(httpc_send(e.c, &req, cb, &lit), 0);
+	run_until(&e, 2);
+	assert_true(lit.addr_refused);
+	assert_int_equal(e.srv.requests, 0);
+
+	/* Allowed: the request goes through, and the check saw the address. */
+	struct result ok = {.e = &e};
+	seen.answer = NULL;
+	seen.addr[0] = '\0';
+	req.resolve = resolve;
+	snprintf(u, sizeof(u), "http://rebound.invalid:%d/ok", e.srv.port);
+	assert_int_equal(httpc_send(e.c, &req, cb, &ok), 0);
+	run_until(&e, 3);
+	assert_int_equal(ok.status, 200);
+	assert_false(ok.addr_refused);
+	assert_string_equal(seen.addr, "127.0.0.1");
+	assert_int_equal(e.srv.requests, 1);
+	env_free(&e);
+}
+
 static void test_bad_requests(void **state)
 {
 	struct env e;
@@ -696,6 +769,7 @@ int main(void)
 		cmocka_unit_test(test_free_in_callback),
 		cmocka_unit_test(test_send_from_callback),
 		cmocka_unit_test(test_resolve_pin),
+		cmocka_unit_test(test_check_addr),
 		cmocka_unit_test(test_bad_requests),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -641,6 +641,9 @@ def api_env(pg: Postgres, redis: Redis, overrides: Optional[dict] = None) -> dic
         "REDIS_PREFIX": f"it{uuid.uuid4().hex[:10]}",
         "API_KEYS": ",".join(STATIC_KEYS),
         "LOG_LEVEL": "info",
+        # The tests' webhook receivers listen on 127.0.0.1; test_security.py
+        # starts apis without it (the default, 0) to check the refusals.
+        "WEBHOOK_ALLOW_PRIVATE": "1",
     })
     for k, v in (overrides or {}).items():
         if v is None:

@@ -35,6 +35,9 @@ static const char *const vars[] = {
 	"REDIS_TIMEOUT_MS",
 	"API_KEY_CACHE_SECONDS",
 	"SHUTDOWN_GRACE_SECONDS",
+	"RATE_LIMIT_SHARED",
+	"RATE_LIMIT_LEASE",
+	"WEBHOOK_ALLOW_PRIVATE",
 };
 
 static int clear_env(void **state)
@@ -79,6 +82,9 @@ static void test_defaults(void **state)
 	assert_int_equal(c.n_api_keys, 0);
 	assert_int_equal(c.rate_rps, 1000);
 	assert_int_equal(c.rate_burst, 2000);
+	assert_true(c.rate_shared);
+	assert_int_equal(c.rate_lease, 10); /* 1 % of 1000/s */
+	assert_false(c.webhook_allow_private);
 	assert_int_equal(c.quote_ttl, 60);
 	assert_int_equal(c.fee_platform_bps, 200);
 	assert_int_equal(c.fee_onramp_bps, 70);
@@ -102,6 +108,35 @@ static void test_api_keys_list(void **state)
 	api_config_free(&c);
 }
 
+/* RATE_LIMIT_LEASE's automatic size: 1 % of the rate, at most burst/10 and
+ * 100, at least 1; an explicit one at most the burst. */
+static void test_rate_lease(void **state)
+{
+	static const struct {
+		const char *rps, *burst, *lease;
+		long long want;
+	} cases[] = {
+		{"1000", "2000", NULL, 10},	    {"50", "100", NULL, 1},
+		{"1000000", "10000000", NULL, 100}, {"10000", "50", NULL, 5},
+		{"1000", "2000", "500", 500},	    {"1000", "20", "500", 20},
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct api_config c;
+		char err[512];
+		clear_env(NULL);
+		setenv("RATE_LIMIT_RPS", cases[i].rps, 1);
+		setenv("RATE_LIMIT_BURST", cases[i].burst, 1);
+		if (cases[i].lease)
+			setenv("RATE_LIMIT_LEASE", cases[i].lease, 1);
+		assert_int_equal(load_capturing(&c, err, sizeof(err)), 0);
+		if (c.rate_lease != cases[i].want)
+			fail_msg("case %zu: lease %lld, want %lld", i, c.rate_lease, cases[i].want);
+		api_config_free(&c);
+	}
+	clear_env(NULL);
+}
+
 /* Each bad value: load fails and the message names the variable. */
 static void test_bad_values(void **state)
 {
@@ -118,6 +153,8 @@ static void test_bad_values(void **state)
 		{"API_THREADS", "-2"},		{"DB_POOL_SIZE", "0"},
 		{"DB_QUERY_TIMEOUT_MS", "abc"}, {"REDIS_TIMEOUT_MS", "1"},
 		{"API_KEY_CACHE_SECONDS", "x"}, {"SHUTDOWN_GRACE_SECONDS", "99999"},
+		{"RATE_LIMIT_SHARED", "2"},	{"RATE_LIMIT_LEASE", "-1"},
+		{"RATE_LIMIT_LEASE", "1001"},	{"WEBHOOK_ALLOW_PRIVATE", "maybe"},
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -142,6 +179,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_defaults, clear_env),
 		cmocka_unit_test_setup(test_api_keys_list, clear_env),
+		cmocka_unit_test_setup(test_rate_lease, clear_env),
 		cmocka_unit_test_setup(test_bad_values, clear_env),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -104,6 +104,37 @@ static void test_ssrf_classes(void **state)
 		assert_null(ssrf_address_problem(allowed[i]));
 }
 
+/* URLs: numeric spellings normalised as libcurl will use them; names
+ * other than localhost are not resolved (NULL). No I/O. */
+static void test_ssrf_urls(void **state)
+{
+	(void)state;
+	char host[256];
+	const char *refused[][3] = {
+		{"http://127.0.0.1/", "127.0.0.1", "loopback"},
+		{"http://2130706433/", "127.0.0.1", "loopback"},
+		{"http://0x7f.1/", "127.0.0.1", "loopback"},
+		{"http://0177.0.0.1:80/x", "127.0.0.1", "loopback"},
+		{"http://127.1/", "127.0.0.1", "loopback"},
+		{"http://[::1]:8080/", "::1", "loopback"},
+		{"http://[::ffff:127.0.0.1]/", "::ffff:127.0.0.1", "loopback"},
+		{"https://u:p@localhost/", "localhost", "loopback"},
+		{"http://LocalHost./", "LocalHost", "loopback"},
+		{"http://a.b.localhost/", "a.b.localhost", "loopback"},
+	};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		const char *p = ssrf_url_problem(refused[i][0], host, sizeof(host));
+		assert_non_null(p);
+		assert_string_equal(p, refused[i][2]);
+		assert_string_equal(host, refused[i][1]);
+	}
+	const char *allowed[] = {"https://example.com/hooks", "http://localhost.example/",
+				 "http://mylocalhost/"};
+	for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
+		assert_null(ssrf_url_problem(allowed[i], host, sizeof(host)));
+	assert_string_equal(ssrf_url_problem("http://[::1/", host, sizeof(host)), "not a URL");
+}
+
 static void test_retry_delays(void **state)
 {
 	const long long sched[] = {5, 300, 1800};
@@ -142,7 +173,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_known_answers), cmocka_unit_test(test_body_length_counts),
 		cmocka_unit_test(test_bad_secrets),   cmocka_unit_test(test_ssrf_classes),
-		cmocka_unit_test(test_retry_delays),  cmocka_unit_test(test_retry_after),
+		cmocka_unit_test(test_ssrf_urls),     cmocka_unit_test(test_retry_delays),
+		cmocka_unit_test(test_retry_after),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -24,13 +24,22 @@ struct httpc_request {
 	 * for host:port instead of resolving the name, e.g. to pin the address
 	 * an SSRF check approved (no DNS rebinding in between). Copied. */
 	const char *const *resolve;
+	/* Optional: called with every address curl is about to connect to (as
+	 * text, e.g. "127.0.0.1", "::1"), after any resolve pin and for every
+	 * connection attempt, so what is checked is the address actually
+	 * connected to. NULL allows it; a reason (static string) refuses it:
+	 * no socket is opened and the request fails with error "address
+	 * refused: <address> is <reason>" (response.addr_refused set). */
+	const char *(*check_addr)(void *check_arg, const char *addr);
+	void *check_arg;
 };
 
 struct httpc_response {
 	long status;	   /* HTTP status, 0 when no response (see error) */
 	const char *error; /* NULL on a response; else e.g. "timeout", "connection refused" */
 	bool timed_out;
-	const char *body; /* NUL-terminated, borrowed until the callback returns */
+	bool addr_refused; /* check_addr refused the address to connect to */
+	const char *body;  /* NUL-terminated, borrowed until the callback returns */
 	size_t body_len;
 	bool truncated; /* the body was longer than max_response */
 	long latency_ms;
