@@ -76,7 +76,7 @@ else
 	files=()
 	while IFS= read -r f; do
 		files+=("$f")
-	done < <(find . \( -path ./tests -o -path ./build -o -path ./.git -o -path ./.run \) -prune \
+	done < <(find . \( -path ./tests -o -path ./build -o -path ./.git -o -path ./.run -o -path ./.cache -o -name node_modules \) -prune \
 		-o -type f \( -name '*.c' -o -name '*.h' \) -print | sed 's|^\./||' | sort)
 fi
 [ ${#files[@]} -gt 0 ] || {
