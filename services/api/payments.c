@@ -845,6 +845,11 @@ void payments_list(struct http_req *r, void *arg)
 	const char *after = http_req_query(r, "starting_after");
 	int limit = LIST_LIMIT_DEFAULT;
 
+	if (http_req_query_malformed(r)) {
+		http_reply_error(r, 400, "INVALID_REQUEST", NULL,
+				 "malformed query string: use name=value pairs separated by &");
+		return;
+	}
 	if (status && !status_valid(status)) {
 		http_reply_error(r, 400, "INVALID_FIELD", "status",
 				 "status must be one of PENDING, ONRAMP_PENDING, ONRAMP_COMPLETE, "

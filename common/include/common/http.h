@@ -80,6 +80,9 @@ const char *http_req_route(const struct http_req *r);
 const char *http_req_param(const struct http_req *r, const char *name);
 /* Decoded query-string parameter, or NULL. */
 const char *http_req_query(const struct http_req *r, const char *name);
+/* True when the query string is malformed (e.g. "?%%%" or "?a&b": every
+ * part must be name=value); http_req_query then finds nothing. */
+bool http_req_query_malformed(const struct http_req *r);
 /* Request header (case-insensitive), or NULL. */
 const char *http_req_header(const struct http_req *r, const char *name);
 /* The request id: the client's X-Request-Id when it is 1..128 printable
