@@ -19,6 +19,7 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <event2/http.h>
+#include <event2/http_struct.h> /* major/minor: no accessor in 2.1 */
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 
@@ -907,6 +908,16 @@ static void on_request(struct evhttp_request *req, void *arg)
 
 	if (path == NULL)
 		path = "";
+	/* evhttp accepts "HTTP/0.1" or "HTTP/1.11" request lines and answers
+	 * with that version in the status line, which no client can read: 1.x
+	 * beyond 1.1 is served as 1.1, anything else refused in 1.0. */
+	bool old_version = req->major != 1 || req->minor < 0; /* or "HTTP/1.-1" */
+	if (old_version) {
+		req->major = 1;
+		req->minor = 0;
+	} else if (req->minor > 1) {
+		req->minor = 1;
+	}
 	nsegs = split_path(path, segs);
 	for (size_t i = 0; nsegs >= 0 && i < s->nroutes; i++) {
 		if (!route_match(&s->routes[i], segs, nsegs))
@@ -927,7 +938,9 @@ static void on_request(struct evhttp_request *req, void *arg)
 		return;
 	}
 
-	if (match == NULL && allow != 0) {
+	if (old_version) {
+		http_reply_error(r, 400, "INVALID_REQUEST", NULL, "HTTP version not supported");
+	} else if (match == NULL && allow != 0) {
 		char list[128];
 
 		allow_list(s, allow, list, sizeof(list));
@@ -1061,7 +1074,7 @@ static void on_output(struct evbuffer *out, const struct evbuffer_cb_info *info,
 	static const char tail[] = "</HTML>\n", ctype[] = "\r\nContent-Type: text/html\r\n";
 	struct http_server *s = arg;
 	size_t len = evbuffer_get_length(out);
-	char head[13], end[sizeof(tail) - 1], id[HTTP_REQ_ID_MAX + 1], body[200];
+	char head[24], end[sizeof(tail) - 1], id[HTTP_REQ_ID_MAX + 1], body[200];
 	struct evbuffer_ptr pos, hend;
 	const char *code, *msg;
 	int status, n;
@@ -1072,14 +1085,20 @@ static void on_output(struct evbuffer *out, const struct evbuffer_cb_info *info,
 	    evbuffer_copyout_from(out, &pos, end, sizeof(end)) != (ev_ssize_t)sizeof(end) ||
 	    memcmp(end, tail, sizeof(end)) != 0)
 		return;
-	if (evbuffer_copyout(out, head, 12) != 12 || memcmp(head, "HTTP/1.", 7) != 0)
+	/* "HTTP/1.1 400": the version echoes the request's ("HTTP/1.11"). */
+	ev_ssize_t hl = evbuffer_copyout(out, head, sizeof(head) - 1);
+	if (hl < 12 || memcmp(head, "HTTP/", 5) != 0)
 		return;
-	head[12] = '\0';
+	head[hl] = '\0';
+	const char *sp = strchr(head, ' ');
+	if (sp == NULL || sp[1] < '1' || sp[1] > '5' || sp[2] < '0' || sp[2] > '9' || sp[3] < '0' ||
+	    sp[3] > '9')
+		return;
 	hend = evbuffer_search(out, "\r\n\r\n", 4, NULL);
 	if (hend.pos < 0 ||
 	    evbuffer_search_range(out, ctype, sizeof(ctype) - 1, NULL, &hend).pos < 0)
 		return;
-	status = (head[9] - '0') * 100 + (head[10] - '0') * 10 + (head[11] - '0');
+	status = (sp[1] - '0') * 100 + (sp[2] - '0') * 10 + (sp[3] - '0');
 	switch (status) {
 	case 413:
 		code = "BODY_TOO_LARGE";
@@ -1243,6 +1262,20 @@ fail:
 		close(fd);
 	freeaddrinfo(ai);
 	return -1;
+}
+
+int http_server_listen_fd(struct http_server *s, int fd)
+{
+	struct evhttp_bound_socket *bound;
+
+	if (s->nbound == HTTP_MAX_LISTENERS)
+		return -1;
+	bound = evhttp_accept_socket_with_handle(s->http, fd);
+	if (bound == NULL)
+		return -1;
+	s->bound[s->nbound++] = bound;
+	evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(bound), accept_failed);
+	return 0;
 }
 
 void http_server_stop_accepting(struct http_server *s)

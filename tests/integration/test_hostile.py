@@ -86,6 +86,11 @@ REGRESSIONS = [
      b"Content-Length: -1\r\nConnection: close\r\n\r\n{}", "POST"),
     ("2 MB body", b"POST /v1/quotes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
      b"Content-Length: 2097152\r\nConnection: close\r\n\r\n" + b" " * 2097152, "POST"),
+    # Found by fuzz_http: evhttp echoed the request's version in the status
+    # line ("HTTP/0.1 404", "HTTP/1.11 404", "HTTP/1.-1 404"): no client reads that.
+    ("HTTP/0.1", b"GET /v1/payments HTTP/0.1\r\nHost: x\r\nConnection: close\r\n\r\n", "GET"),
+    ("HTTP/1.11", b"GET /v1/nope HTTP/1.11\r\nHost: x\r\nConnection: close\r\n\r\n", "GET"),
+    ("HTTP/1.-1", b"GET /v1/nope HTTP/1.-1\r\nHost: x\r\nConnection: close\r\n\r\n", "GET"),
     # A malformed query string was ignored: 200 with the default listing.
     ("query %%%", b"GET /v1/payments?%%% HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
      KEY.encode() + b"\r\nConnection: close\r\n\r\n", "GET"),
@@ -149,6 +154,8 @@ def raw(port, data: bytes, timeout=TIMEOUT, method="POST"):
         sock.close()
     if not got:
         raise Closed("closed without an answer")
+    if not got.startswith((b"HTTP/1.1 ", b"HTTP/1.0 ")):
+        raise AssertionError(f"bad status line: {bytes(got[:300])!r} to {data[:200]!r}")
     resp = http.client.HTTPResponse(_Bytes(bytes(got)), method=method)
     try:
         resp.begin()
