@@ -15,7 +15,7 @@ RAMPART_SCRIPT=deps
 
 PKGS=(gcc make pkg-config clang clang-format libevent-dev libhiredis-dev libjansson-dev
 	libcurl4-openssl-dev libpq-dev libssl-dev libcmocka-dev redis-server postgresql-15
-	python3-pytest valgrind curl)
+	python3-pytest valgrind curl libclang-rt-14-dev)
 
 for arg in "$@"; do
 	case $arg in

@@ -2,7 +2,9 @@
 # scripts/test.sh - every check rampart has, in order (what `make test` and CI run).
 #
 #   deps -> checksrc -> format-check -> gcc release build -> clang build ->
-#   ASan/UBSan build (daemons + component tests) -> unit tests (sanitized) ->
+#   ASan/UBSan build (daemons + component tests) -> ThreadSanitizer build of
+#   the api -> libFuzzer harnesses (every corpus input replayed, then each
+#   harness FUZZ_SECONDS, default 10) -> unit tests (sanitized) ->
 #   unit tests under valgrind (release) ->
 #   integration tests (sanitized binaries against private PostgreSQL + Redis
 #   started by the pytest fixtures, which also run the component tests)
@@ -55,6 +57,7 @@ integration() {
 		RAMPART_COMPONENT_BIN="$RAMPART_ROOT/build/san/tests/component" \
 		RAMPART_VALGRIND_BIN="$RAMPART_ROOT/bin" \
 		RAMPART_VALGRIND_COMPONENT_BIN="$RAMPART_ROOT/build/rel/tests/component" \
+		RAMPART_TSAN_BIN="$RAMPART_ROOT/build/tsan/bin" \
 		/usr/bin/python3 -m pytest -q -p no:cacheprovider \
 		${PYTEST_ARGS:-} tests/integration
 }
@@ -66,6 +69,9 @@ step format-check "$MAKE" format-check </dev/null
 step build-gcc "$MAKE" -j"$JOBS" all components
 step build-clang "$MAKE" -j"$JOBS" CC=clang BUILD=build/clang BINDIR=build/clang/bin
 step build-san "$MAKE" -j"$JOBS" SAN=1 BINDIR=build/san/bin all components
+step build-tsan "$MAKE" -j"$JOBS" tsan
+step build-fuzz "$MAKE" -j"$JOBS" fuzz-build
+step fuzz "$MAKE" fuzz-smoke
 step unit "$MAKE" -j"$JOBS" unit SAN=1 BINDIR=build/san/bin
 step valgrind "$MAKE" -j"$JOBS" valgrind
 step integration integration
