@@ -20,6 +20,16 @@ ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
 BUILD   ?= build/san
+else ifeq ($(TSAN),1)
+# ThreadSanitizer (make tsan): the api with several loops (tests/integration/test_tsan.py).
+CFLAGS  += -fsanitize=thread -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=thread
+BUILD   ?= build/tsan
+else ifeq ($(FUZZ),1)
+# libFuzzer harnesses (make fuzz): everything instrumented for coverage, ASan, UBSan.
+CFLAGS  += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+           -fno-sanitize-recover=undefined
+BUILD   ?= build/fuzz
 else
 BUILD   ?= build/rel
 endif
@@ -50,7 +60,8 @@ BINS := $(BINDIR)/rampart-api $(if $(WORKER_SRC),$(BINDIR)/rampart-worker) \
 	$(if $(WEBHOOK_SRC),$(BINDIR)/rampart-webhook) \
 	$(if $(wildcard services/feeengine/main.c),$(BINDIR)/rampart-feeengine)
 
-.PHONY: all clean test test-compose unit valgrind components integration run bench format format-check checksrc check-deps
+.PHONY: all clean test test-compose unit valgrind components integration run bench format format-check  checksrc check-deps \
+	fuzz fuzz-build fuzz-bins fuzz-replay fuzz-smoke tsan
 all: $(BINS)
 
 $(BUILD)/%.o: %.c $(wildcard common/include/common/*.h) $(wildcard services/*/*.h)
@@ -112,6 +123,37 @@ $(BUILD)/tests/component/%: tests/component/%.c $(BUILD)/libcommon.a
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) $(LDFLAGS) -o $@ $< $(BUILD)/libcommon.a $(LDLIBS) -lcmocka
 
 components: $(COMP_BIN)
+
+# libFuzzer harnesses (fuzz/fuzz_*.c) link the same objects as the unit tests.
+FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
+FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
+$(BUILD)/fuzz/%: fuzz/%.c fuzz/fuzz.h $(BUILD)/libcommon.a $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Iservices/api -Iservices/worker -Iservices/webhook -Iservices/feeengine -Ifuzz \
+		$(CFLAGS) $(WARN) -fsanitize=fuzzer,address,undefined -o $@ $< $(LIB_OBJ) \
+		$(BUILD)/libcommon.a $(LDLIBS)
+
+fuzz-bins: $(FUZZ_BIN)
+
+fuzz-build:
+	$(MAKE) FUZZ=1 CC=clang BUILD=build/fuzz fuzz-bins
+
+# Each harness FUZZ_SECONDS (default 60) from its corpus, then every corpus
+# input replayed; a finding fails and is left in build/fuzz/crashes/.
+fuzz: fuzz-build
+	sh scripts/fuzz.sh run
+
+# What make test runs: every corpus input (regressions included) once, then
+# each harness FUZZ_SECONDS (default 10).
+fuzz-smoke: fuzz-build
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-10} sh scripts/fuzz.sh run
+
+fuzz-replay: fuzz-build
+	sh scripts/fuzz.sh replay
+
+# The api under ThreadSanitizer, for tests/integration/test_tsan.py.
+tsan:
+	$(MAKE) TSAN=1 CC=clang BUILD=build/tsan BINDIR=build/tsan/bin build/tsan/bin/rampart-api
 
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done

@@ -19,6 +19,7 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <event2/http.h>
+#include <event2/http_struct.h> /* major/minor: no accessor in 2.1 */
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 
@@ -48,7 +49,7 @@
 
 #define HTTP_METHODS_ALLOWED                                                     \
 	(EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | \
-	 EVHTTP_REQ_PATCH | EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS)
+	 EVHTTP_REQ_PATCH | EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE)
 
 static const struct {
 	enum evhttp_cmd_type type;
@@ -141,6 +142,7 @@ struct http_req {
 	bool closecb_set;
 	bool watching;
 	bool query_parsed;
+	bool query_bad; /* the query string is malformed (its list is empty) */
 	char id[HTTP_REQ_ID_MAX + 1];
 	char buf[]; /* path, NUL, path split into NUL-ended segments, NUL, query, NUL */
 };
@@ -573,14 +575,13 @@ static void req_arm(struct http_req *r)
 /* Generates "req_" + 24 hex digits: the server's random prefix and a
  * counter. Request ids correlate log lines; they need to be unique, not
  * unpredictable, so the CSPRNG is asked once per server, not per request. */
-static void req_gen_id(struct http_req *r)
+static void gen_id(struct http_server *s, char *o)
 {
 	static const char hex[] = "0123456789abcdef";
 	unsigned char raw[12];
-	uint64_t n = ++r->srv->seq;
-	char *o = r->id;
+	uint64_t n = ++s->seq;
 
-	memcpy(raw, r->srv->id_prefix, 6);
+	memcpy(raw, s->id_prefix, 6);
 	for (size_t i = 0; i < 6; i++)
 		raw[6 + i] = (unsigned char)(n >> (8 * (5 - i)));
 	memcpy(o, "req_", 4);
@@ -590,6 +591,11 @@ static void req_gen_id(struct http_req *r)
 		*o++ = hex[raw[i] & 15];
 	}
 	*o = '\0';
+}
+
+static void req_gen_id(struct http_req *r)
+{
+	gen_id(r->srv, r->id);
 }
 
 /* A client id is used when it is 1..128 printable ASCII characters. */
@@ -902,6 +908,16 @@ static void on_request(struct evhttp_request *req, void *arg)
 
 	if (path == NULL)
 		path = "";
+	/* evhttp accepts "HTTP/0.1" or "HTTP/1.11" request lines and answers
+	 * with that version in the status line, which no client can read: 1.x
+	 * beyond 1.1 is served as 1.1, anything else refused in 1.0. */
+	bool old_version = req->major != 1 || req->minor < 0; /* or "HTTP/1.-1" */
+	if (old_version) {
+		req->major = 1;
+		req->minor = 0;
+	} else if (req->minor > 1) {
+		req->minor = 1;
+	}
 	nsegs = split_path(path, segs);
 	for (size_t i = 0; nsegs >= 0 && i < s->nroutes; i++) {
 		if (!route_match(&s->routes[i], segs, nsegs))
@@ -922,7 +938,9 @@ static void on_request(struct evhttp_request *req, void *arg)
 		return;
 	}
 
-	if (match == NULL && allow != 0) {
+	if (old_version) {
+		http_reply_error(r, 400, "INVALID_REQUEST", NULL, "HTTP version not supported");
+	} else if (match == NULL && allow != 0) {
 		char list[128];
 
 		allow_list(s, allow, list, sizeof(list));
@@ -1039,6 +1057,92 @@ static void accept_failed(struct evconnlistener *lev, void *http)
 	}
 }
 
+/* ---- evhttp's own error replies ---- */
+
+/* evhttp answers some requests itself, before our callback sees them: a
+ * malformed request line, header or Content-Length, headers beyond
+ * HTTP_MAX_HEADERS_SIZE (400), a body beyond HTTP_EVHTTP_MAX_BODY or a bad
+ * chunk (413), a method it does not know (501). libevent 2.1 writes those as
+ * an HTML page and has no hook to change it (evhttp_set_errorcb is 2.2), so
+ * every connection's output buffer is watched: a complete evhttp error page
+ * (status line, "Content-Type: text/html", ending in "</HTML>\n"; our own
+ * replies are never HTML) is replaced by the same error in SPEC 4's JSON
+ * shape, with an X-Request-Id, and an unknown method's 501 becomes 405
+ * METHOD_NOT_ALLOWED. evhttp closes the connection after it, as before. */
+static void on_output(struct evbuffer *out, const struct evbuffer_cb_info *info, void *arg)
+{
+	static const char tail[] = "</HTML>\n", ctype[] = "\r\nContent-Type: text/html\r\n";
+	struct http_server *s = arg;
+	size_t len = evbuffer_get_length(out);
+	char head[24], end[sizeof(tail) - 1], id[HTTP_REQ_ID_MAX + 1], body[200];
+	struct evbuffer_ptr pos, hend;
+	const char *code, *msg;
+	int status, n;
+
+	if (info->n_added == 0 || len < 64)
+		return;
+	if (evbuffer_ptr_set(out, &pos, len - sizeof(end), EVBUFFER_PTR_SET) != 0 ||
+	    evbuffer_copyout_from(out, &pos, end, sizeof(end)) != (ev_ssize_t)sizeof(end) ||
+	    memcmp(end, tail, sizeof(end)) != 0)
+		return;
+	/* "HTTP/1.1 400": the version echoes the request's ("HTTP/1.11"). */
+	ev_ssize_t hl = evbuffer_copyout(out, head, sizeof(head) - 1);
+	if (hl < 12 || memcmp(head, "HTTP/", 5) != 0)
+		return;
+	head[hl] = '\0';
+	const char *sp = strchr(head, ' ');
+	if (sp == NULL || sp[1] < '1' || sp[1] > '5' || sp[2] < '0' || sp[2] > '9' || sp[3] < '0' ||
+	    sp[3] > '9')
+		return;
+	hend = evbuffer_search(out, "\r\n\r\n", 4, NULL);
+	if (hend.pos < 0 ||
+	    evbuffer_search_range(out, ctype, sizeof(ctype) - 1, NULL, &hend).pos < 0)
+		return;
+	status = (sp[1] - '0') * 100 + (sp[2] - '0') * 10 + (sp[3] - '0');
+	switch (status) {
+	case 413:
+		code = "BODY_TOO_LARGE";
+		msg = "request headers or body too large";
+		break;
+	case 501:
+	case 405:
+		status = 405;
+		code = "METHOD_NOT_ALLOWED";
+		msg = "method not supported";
+		break;
+	case 503:
+		code = "SERVICE_UNAVAILABLE";
+		msg = "service unavailable";
+		break;
+	default:
+		status = 400;
+		code = "INVALID_REQUEST";
+		msg = "malformed HTTP request";
+		break;
+	}
+	gen_id(s, id);
+	n = snprintf(body, sizeof(body), "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code,
+		     msg);
+	evbuffer_drain(out, len);
+	evbuffer_add_printf(out,
+			    "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+			    "Content-Length: %d\r\nX-Request-Id: %s\r\nConnection: close\r\n\r\n%s",
+			    status, reason_phrase(status), n, id, body);
+	log_event(LOG_INFO, "request", LF_S("request_id", id), LF_S("route", "-"),
+		  LF_I("status", status), LF_S("error", "malformed request (refused by evhttp)"));
+}
+
+/* evhttp's bufferevent for each accepted connection (what evhttp makes by
+ * itself), with on_output watching what it writes. */
+static struct bufferevent *conn_bev(struct event_base *base, void *arg)
+{
+	struct bufferevent *bev = bufferevent_socket_new(base, -1, 0);
+
+	if (bev != NULL && evbuffer_add_cb(bufferevent_get_output(bev), on_output, arg) == NULL)
+		log_fmt(LOG_WARN, "http: cannot watch a connection's output");
+	return bev;
+}
+
 struct http_server *http_server_new(struct event_base *base, const struct http_route *routes,
 				    size_t nroutes, void *app)
 {
@@ -1070,11 +1174,15 @@ struct http_server *http_server_new(struct event_base *base, const struct http_r
 	if (s->http == NULL)
 		goto fail;
 	evhttp_set_gencb(s->http, on_request, s);
-	/* All methods reach us, so that 405 is our JSON, not evhttp's 501. */
+	/* All methods reach us, so that 405 is our JSON, not evhttp's 501;
+	 * but CONNECT, which evhttp never closes after the reply (a tunnel)
+	 * and answers without a Content-Length when we reply: its 501 is
+	 * rewritten to a 405 with one (on_output). */
 	evhttp_set_allowed_methods(s->http, HTTP_METHODS_ALLOWED);
 	evhttp_set_max_body_size(s->http, HTTP_EVHTTP_MAX_BODY);
 	evhttp_set_max_headers_size(s->http, HTTP_MAX_HEADERS_SIZE);
 	evhttp_set_timeout(s->http, HTTP_IDLE_TIMEOUT_S);
+	evhttp_set_bevcb(s->http, conn_bev, s);
 	servers_link(s, true);
 	return s;
 fail:
@@ -1156,6 +1264,20 @@ fail:
 	return -1;
 }
 
+int http_server_listen_fd(struct http_server *s, int fd)
+{
+	struct evhttp_bound_socket *bound;
+
+	if (s->nbound == HTTP_MAX_LISTENERS)
+		return -1;
+	bound = evhttp_accept_socket_with_handle(s->http, fd);
+	if (bound == NULL)
+		return -1;
+	s->bound[s->nbound++] = bound;
+	evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(bound), accept_failed);
+	return 0;
+}
+
 void http_server_stop_accepting(struct http_server *s)
 {
 	evtimer_del(&s->accept_ev);
@@ -1224,19 +1346,30 @@ const char *http_req_param(const struct http_req *r, const char *name)
 	return NULL;
 }
 
-const char *http_req_query(const struct http_req *r, const char *name)
+/* Parses the query string on first use; the cast is the lazy cache, r is ours. */
+static void query_parse(const struct http_req *r)
 {
-	/* Parsed on first use; the cast is the lazy cache, r is ours. */
 	struct http_req *w = (struct http_req *)r;
 
+	if (r->query_parsed || r->query_raw == NULL)
+		return;
+	/* On a malformed query the list is left empty. */
+	w->query_bad = evhttp_parse_query_str(r->query_raw, &w->query) != 0;
+	w->query_parsed = true;
+}
+
+const char *http_req_query(const struct http_req *r, const char *name)
+{
 	if (r->query_raw == NULL)
 		return NULL;
-	if (!r->query_parsed) {
-		/* On a malformed query the list is left empty. */
-		(void)evhttp_parse_query_str(r->query_raw, &w->query);
-		w->query_parsed = true;
-	}
-	return evhttp_find_header(&w->query, name);
+	query_parse(r);
+	return evhttp_find_header(&((struct http_req *)r)->query, name);
+}
+
+bool http_req_query_malformed(const struct http_req *r)
+{
+	query_parse(r);
+	return r->query_bad;
 }
 
 const char *http_req_header(const struct http_req *r, const char *name)

@@ -18,7 +18,8 @@ RAMPART_SCRIPT=deps
 # sidecar's test (tests/integration/test_redis_tls.py).
 PKGS=(gcc make pkg-config clang clang-format libevent-dev libhiredis-dev libjansson-dev
 	libcurl4-openssl-dev libpq-dev libssl-dev libcmocka-dev redis-server postgresql-15
-	python3-pytest python3-yaml python3-jsonschema valgrind curl docker-compose prometheus stunnel4 chromium wrk)
+	python3-pytest python3-yaml python3-jsonschema valgrind curl docker-compose prometheus stunnel4 chromium wrk
+	libclang-rt-14-dev)
 
 # Tools needed as commands, with the Debian packages that provide them when
 # the command is missing. A machine may have them from elsewhere (kubectl

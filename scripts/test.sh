@@ -4,7 +4,9 @@
 #   deps -> checksrc -> format-check -> deploy files (kustomize + schema
 #   validation, promtool; scripts/check-deploy.sh) -> gcc release build ->
 #   compose file and image library checks -> clang build ->
-#   ASan/UBSan build (daemons + component tests) -> unit tests (sanitized) ->
+#   ASan/UBSan build (daemons + component tests) -> ThreadSanitizer build of
+#   the api -> libFuzzer harnesses (every corpus input replayed, then each
+#   harness FUZZ_SECONDS, default 10) -> unit tests (sanitized) ->
 #   unit tests under valgrind (release) ->
 #   openapi (npm tools of tests/openapi: lint docs/openapi.yaml, generate the
 #   TypeScript client and type-check it) ->
@@ -59,6 +61,7 @@ integration() {
 		RAMPART_COMPONENT_BIN="$RAMPART_ROOT/build/san/tests/component" \
 		RAMPART_VALGRIND_BIN="$RAMPART_ROOT/bin" \
 		RAMPART_VALGRIND_COMPONENT_BIN="$RAMPART_ROOT/build/rel/tests/component" \
+		RAMPART_TSAN_BIN="$RAMPART_ROOT/build/tsan/bin" \
 		/usr/bin/python3 -m pytest -q -p no:cacheprovider \
 		${PYTEST_ARGS:-} tests/integration
 }
@@ -74,6 +77,9 @@ step build-gcc "$MAKE" -j"$JOBS" all components
 step deploy-compose sh scripts/check-compose.sh bin
 step build-clang "$MAKE" -j"$JOBS" CC=clang BUILD=build/clang BINDIR=build/clang/bin
 step build-san "$MAKE" -j"$JOBS" SAN=1 BINDIR=build/san/bin all components
+step build-tsan "$MAKE" -j"$JOBS" tsan
+step build-fuzz "$MAKE" -j"$JOBS" fuzz-build
+step fuzz "$MAKE" fuzz-smoke
 step unit "$MAKE" -j"$JOBS" unit SAN=1 BINDIR=build/san/bin
 step valgrind "$MAKE" -j"$JOBS" valgrind
 step openapi bash scripts/openapi.sh

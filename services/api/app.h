@@ -10,6 +10,7 @@
 
 #include "common/clock.h"
 #include "common/http.h"
+#include "common/json.h"
 #include "common/money.h"
 #include "common/route.h"
 #include "config.h"
@@ -156,17 +157,42 @@ const char *market_chain(struct market *m, int64_t amount, const struct currency
 /* ---- quotes.c ---- */
 int quotes_init(struct loop *l) __attribute__((warn_unused_result));
 void quotes_create(struct http_req *r, void *loop);
+/* The pure checks of POST /v1/quotes' body (fields, amount, currencies,
+ * priority): 0, or -1 with *e the client error. Borrowed from body. */
+struct quote_input {
+	int64_t amount;
+	const struct currency *from, *to;
+	const char *priority; /* "standard" or "express" (static) */
+};
+int quotes_validate(const json_t *body, struct quote_input *in, struct jv_error *e)
+	__attribute__((warn_unused_result));
 void quotes_get(struct http_req *r, void *loop);
 
 /* ---- payments.c ---- */
 int payments_init(struct loop *l) __attribute__((warn_unused_result));
 void payments_create(struct http_req *r, void *loop);
+/* The pure checks of POST /v1/payments (Idempotency-Key, may be NULL, and
+ * the body): 0, or -1 with *e the client error. quote_id is borrowed. */
+struct payment_input {
+	const char *quote_id;
+	int64_t amount;
+	bool has_amount;
+};
+int payments_validate(const json_t *body, const char *idem_key, struct payment_input *in,
+		      struct jv_error *e) __attribute__((warn_unused_result));
 void payments_get(struct http_req *r, void *loop);
 void payments_list(struct http_req *r, void *loop);
 
 /* ---- webhooks.c ---- */
 int webhooks_init(struct loop *l) __attribute__((warn_unused_result));
 void webhooks_create(struct http_req *r, void *loop);
+/* The pure checks of POST /v1/webhook_endpoints' body: the events as a new
+ * array without duplicates (caller json_decref's) and *url (borrowed), or
+ * NULL with *e the client error. Unless allow_private (WEBHOOK_ALLOW_PRIVATE),
+ * a URL whose host is a literal private/loopback/reserved address or
+ * localhost is refused: it could never be delivered. */
+json_t *webhooks_validate(const json_t *body, bool allow_private, const char **url,
+			  struct jv_error *e);
 void webhooks_list(struct http_req *r, void *loop);
 void webhooks_delete(struct http_req *r, void *loop);
 void events_get(struct http_req *r, void *loop);
@@ -176,6 +202,16 @@ void events_redeliver(struct http_req *r, void *loop);
 int fees_loop_init(struct loop *l) __attribute__((warn_unused_result));
 void fees_loop_free(struct loop *l);
 void fees_calculate(struct http_req *r, void *loop);
+/* The pure checks of POST /v1/fees/calculate's body: 0, or -1 with *e the
+ * client error. country (NULL when absent) is borrowed from body;
+ * priority and tier are static. */
+struct fees_input {
+	int64_t amount;
+	const struct currency *from, *to;
+	const char *country, *priority, *tier;
+};
+int fees_validate(const json_t *body, struct fees_input *in, struct jv_error *e)
+	__attribute__((warn_unused_result));
 
 /* ---- summary.c: the operator dashboard and what it reads ---- */
 int summary_init(struct loop *l) __attribute__((warn_unused_result));

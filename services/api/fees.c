@@ -221,8 +221,8 @@ static void added(void *arg, redisReply *reply, const char *err)
 }
 
 /* An optional member that must be one of choices; 0, or -1 after a 400. */
-static int choice(struct http_req *r, const json_t *body, const char *name,
-		  const char *const *choices, const char **out)
+static int choice(const json_t *body, const char *name, const char *const *choices,
+		  const char **out, struct jv_error *e)
 {
 	json_t *v = json_object_get(body, name);
 	*out = choices[0];
@@ -234,15 +234,12 @@ static int choice(struct http_req *r, const json_t *body, const char *name,
 			*out = choices[i];
 			return 0;
 		}
-	http_reply_error(r, 400, "INVALID_FIELD", name, "%s must be one of \"%s\", \"%s\"%s%s%s",
-			 name, choices[0], choices[1], choices[2] ? ", \"" : "",
-			 choices[2] ? choices[2] : "", choices[2] ? "\"" : "");
-	return -1;
+	return jv_fail(e, 400, "INVALID_FIELD", name, "%s must be one of \"%s\", \"%s\"%s%s%s",
+		       name, choices[0], choices[1], choices[2] ? ", \"" : "",
+		       choices[2] ? choices[2] : "", choices[2] ? "\"" : "");
 }
 
-/* POST /v1/fees/calculate {amount, from_currency, to_currency,
- * destination_country?, priority?, customer_tier?} */
-void fees_calculate(struct http_req *r, void *arg)
+int fees_validate(const json_t *body, struct fees_input *in, struct jv_error *e)
 {
 	static const struct jv_field fields[] = {
 		{"from_currency", JV_STRING, true, 16, NULL},
@@ -251,44 +248,51 @@ void fees_calculate(struct http_req *r, void *arg)
 	};
 	static const char *const priorities[] = {"standard", "express", NULL};
 	static const char *const tiers[] = {"standard", "premium", "enterprise", NULL};
+
+	if (jv_check(body, fields, sizeof(fields) / sizeof(fields[0]), e) != 0 ||
+	    jv_amount(body, "amount", &in->amount, e) != 0)
+		return -1;
+	const char *names[2] = {"from_currency", "to_currency"};
+	const struct currency **cur[2] = {&in->from, &in->to};
+	for (int i = 0; i < 2; i++) {
+		const char *code = jv_str(body, names[i]);
+		if (!(*cur[i] = money_currency(code)))
+			return jv_fail(e, 400, "UNSUPPORTED_CURRENCY", names[i],
+				       "%s \"%s\" is not a supported currency", names[i], code);
+	}
+	if (in->from == in->to)
+		return jv_fail(e, 400, "SAME_CURRENCY", "to_currency",
+			       "from_currency and to_currency must differ");
+	const char *country = jv_str(body, "destination_country");
+	if (country && !(strlen(country) == 2 && country[0] >= 'A' && country[0] <= 'Z' &&
+			 country[1] >= 'A' && country[1] <= 'Z'))
+		return jv_fail(e, 400, "INVALID_FIELD", "destination_country",
+			       "destination_country must be an ISO 3166-1 alpha-2 code such as "
+			       "\"DE\"");
+	in->country = country;
+	if (choice(body, "priority", priorities, &in->priority, e) ||
+	    choice(body, "customer_tier", tiers, &in->tier, e))
+		return -1;
+	return 0;
+}
+
+/* POST /v1/fees/calculate {amount, from_currency, to_currency,
+ * destination_country?, priority?, customer_tier?} */
+void fees_calculate(struct http_req *r, void *arg)
+{
 	struct loop *l = arg;
 	struct fees_loop *fl = l->fees;
 	json_t *body = http_req_json(r);
 	struct jv_error e;
-	int64_t amount;
-	const char *prio, *tier;
+	struct fees_input in;
 
-	if (jv_check(body, fields, sizeof(fields) / sizeof(fields[0]), &e) != 0 ||
-	    jv_amount(body, "amount", &amount, &e) != 0) {
+	if (fees_validate(body, &in, &e) != 0) {
 		http_reply_error(r, e.status, e.code, e.param[0] ? e.param : NULL, "%s", e.message);
 		return;
 	}
-	const char *names[2] = {"from_currency", "to_currency"};
-	const struct currency *cur[2];
-	for (int i = 0; i < 2; i++) {
-		const char *code = jv_str(body, names[i]);
-		if (!(cur[i] = money_currency(code))) {
-			http_reply_error(r, 400, "UNSUPPORTED_CURRENCY", names[i],
-					 "%s \"%s\" is not a supported currency", names[i], code);
-			return;
-		}
-	}
-	if (cur[0] == cur[1]) {
-		http_reply_error(r, 400, "SAME_CURRENCY", "to_currency",
-				 "from_currency and to_currency must differ");
-		return;
-	}
-	const char *country = jv_str(body, "destination_country");
-	if (country && !(strlen(country) == 2 && country[0] >= 'A' && country[0] <= 'Z' &&
-			 country[1] >= 'A' && country[1] <= 'Z')) {
-		http_reply_error(r, 400, "INVALID_FIELD", "destination_country",
-				 "destination_country must be an ISO 3166-1 alpha-2 code such as "
-				 "\"DE\"");
-		return;
-	}
-	if (choice(r, body, "priority", priorities, &prio) ||
-	    choice(r, body, "customer_tier", tiers, &tier))
-		return;
+	int64_t amount = in.amount;
+	const struct currency *cur[2] = {in.from, in.to};
+	const char *country = in.country, *prio = in.priority, *tier = in.tier;
 
 	struct fee_wait *w = calloc(1, sizeof(*w));
 	if (!w || !(w->timer = event_new(l->base, -1, 0, timeout_cb, w))) {

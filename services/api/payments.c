@@ -592,9 +592,8 @@ static int sha256_hex(const void *data, size_t len, char out[65])
 	return 0;
 }
 
-/* POST /v1/payments {quote_id, source_account, destination_account,
- *                    metadata?, amount?, currency?}   [Idempotency-Key] */
-void payments_create(struct http_req *r, void *arg)
+int payments_validate(const json_t *body, const char *idem_key, struct payment_input *in,
+		      struct jv_error *e)
 {
 	static const struct jv_field fields[] = {
 		{"source_account", JV_STRING, true, ACCOUNT_MAX, NULL},
@@ -602,41 +601,49 @@ void payments_create(struct http_req *r, void *arg)
 		{"metadata", JV_OBJECT, false, METADATA_MAX, NULL},
 		{"currency", JV_STRING, false, 16, NULL},
 	};
+
+	in->amount = 0;
+	in->has_amount = false;
+	if (idem_key && !idem_key_valid(idem_key))
+		return jv_fail(e, 400, "INVALID_IDEMPOTENCY_KEY", NULL,
+			       "Idempotency-Key must be 1 to %d printable ASCII characters",
+			       IDEM_KEY_MAX);
+	const json_t *jquote = json_object_get(body, "quote_id");
+	if (!jquote || json_is_null(jquote))
+		return jv_fail(e, 400, "MISSING_FIELD", "quote_id", "quote_id is required");
+	if (jv_check(body, fields, sizeof(fields) / sizeof(fields[0]), e) != 0)
+		return -1;
+	in->quote_id = json_string_value(jquote);
+	if (!in->quote_id || !id_valid("quote", in->quote_id))
+		return jv_fail(e, 400, "INVALID_ID", "quote_id",
+			       "quote ids look like quote_<uuid>, e.g. "
+			       "quote_2f1c0b7e-6a55-4e0c-9a51-6d1f3b2b1c9e");
+	const json_t *jamount = json_object_get(body, "amount");
+	if (jamount && !json_is_null(jamount)) {
+		if (jv_amount(body, "amount", &in->amount, e) != 0)
+			return -1;
+		in->has_amount = true;
+	}
+	return 0;
+}
+
+/* POST /v1/payments {quote_id, source_account, destination_account,
+ *                    metadata?, amount?, currency?}   [Idempotency-Key] */
+void payments_create(struct http_req *r, void *arg)
+{
 	struct loop *l = arg;
 	json_t *body = http_req_json(r);
 	const char *ikey = http_req_header(r, "Idempotency-Key");
 	struct jv_error e;
 	struct pay_create *pc = NULL;
 	char *metadata = NULL;
-	int64_t amount = 0;
-	bool has_amount = false;
+	struct payment_input in;
 
-	if (ikey && !idem_key_valid(ikey)) {
-		http_reply_error(r, 400, "INVALID_IDEMPOTENCY_KEY", NULL,
-				 "Idempotency-Key must be 1 to %d printable ASCII characters",
-				 IDEM_KEY_MAX);
-		return;
-	}
-	const json_t *jquote = json_object_get(body, "quote_id");
-	if (!jquote || json_is_null(jquote)) {
-		jv_fail(&e, 400, "MISSING_FIELD", "quote_id", "quote_id is required");
+	if (payments_validate(body, ikey, &in, &e) != 0)
 		goto bad;
-	}
-	if (jv_check(body, fields, sizeof(fields) / sizeof(fields[0]), &e) != 0)
-		goto bad;
-	const char *quote_id = json_string_value(jquote);
-	if (!quote_id || !id_valid("quote", quote_id)) {
-		http_reply_error(r, 400, "INVALID_ID", "quote_id",
-				 "quote ids look like quote_<uuid>, e.g. "
-				 "quote_2f1c0b7e-6a55-4e0c-9a51-6d1f3b2b1c9e");
-		return;
-	}
-	const json_t *jamount = json_object_get(body, "amount");
-	if (jamount && !json_is_null(jamount)) {
-		if (jv_amount(body, "amount", &amount, &e) != 0)
-			goto bad;
-		has_amount = true;
-	}
+	const char *quote_id = in.quote_id;
+	int64_t amount = in.amount;
+	bool has_amount = in.has_amount;
 	const json_t *jmeta = json_object_get(body, "metadata");
 	if (json_is_object(jmeta) && !(metadata = jv_dump(jmeta, NULL)))
 		goto oom;
@@ -845,6 +852,11 @@ void payments_list(struct http_req *r, void *arg)
 	const char *after = http_req_query(r, "starting_after");
 	int limit = LIST_LIMIT_DEFAULT;
 
+	if (http_req_query_malformed(r)) {
+		http_reply_error(r, 400, "INVALID_REQUEST", NULL,
+				 "malformed query string: use name=value pairs separated by &");
+		return;
+	}
 	if (status && !status_valid(status)) {
 		http_reply_error(r, 400, "INVALID_FIELD", "status",
 				 "status must be one of PENDING, ONRAMP_PENDING, ONRAMP_COMPLETE, "

@@ -120,56 +120,64 @@ static void insert_done(void *arg, const PGresult *res, int row, const char *err
 	free(qr);
 }
 
-static int currency_param(struct http_req *r, const json_t *body, const char *name,
-			  const struct currency **out)
+static int currency_param(const json_t *body, const char *name, const struct currency **out,
+			  struct jv_error *e)
 {
 	const char *code = jv_str(body, name);
 	*out = money_currency(code);
 	if (*out)
 		return 0;
-	http_reply_error(r, 400, "UNSUPPORTED_CURRENCY", name,
-			 "%s \"%s\" is not a supported currency", name, code);
-	return -1;
+	return jv_fail(e, 400, "UNSUPPORTED_CURRENCY", name,
+		       "%s \"%s\" is not a supported currency", name, code);
 }
 
-/* POST /v1/quotes {from_currency, to_currency, amount, priority?} */
-void quotes_create(struct http_req *r, void *arg)
+int quotes_validate(const json_t *body, struct quote_input *in, struct jv_error *e)
 {
 	static const struct jv_field fields[] = {
 		{"from_currency", JV_STRING, true, 16, NULL},
 		{"to_currency", JV_STRING, true, 16, NULL},
 		{"priority", JV_STRING, false, 16, NULL},
 	};
+
+	if (jv_check(body, fields, sizeof(fields) / sizeof(fields[0]), e) != 0 ||
+	    jv_amount(body, "amount", &in->amount, e) != 0)
+		return -1;
+	if (currency_param(body, "from_currency", &in->from, e) ||
+	    currency_param(body, "to_currency", &in->to, e))
+		return -1;
+	if (in->from == in->to)
+		return jv_fail(e, 400, "SAME_CURRENCY", "to_currency",
+			       "from_currency and to_currency must differ");
+	in->priority = "standard";
+	const char *prio = jv_str(body, "priority");
+	if (prio && strcmp(prio, "standard") != 0) {
+		if (strcmp(prio, "express") != 0)
+			return jv_fail(e, 400, "INVALID_FIELD", "priority",
+				       "priority must be \"standard\" or \"express\"");
+		in->priority = "express";
+	}
+	return 0;
+}
+
+/* POST /v1/quotes {from_currency, to_currency, amount, priority?} */
+void quotes_create(struct http_req *r, void *arg)
+{
 	struct loop *l = arg;
 	struct app *a = l->app;
 	json_t *body = http_req_json(r);
 	struct jv_error e;
 	struct quote q = {0};
+	struct quote_input in;
 	const char *src_from, *src_to;
 
-	if (jv_check(body, fields, sizeof(fields) / sizeof(fields[0]), &e) != 0 ||
-	    jv_amount(body, "amount", &q.amount, &e) != 0) {
+	if (quotes_validate(body, &in, &e) != 0) {
 		http_reply_error(r, e.status, e.code, e.param[0] ? e.param : NULL, "%s", e.message);
 		return;
 	}
-	if (currency_param(r, body, "from_currency", &q.from) ||
-	    currency_param(r, body, "to_currency", &q.to))
-		return;
-	if (q.from == q.to) {
-		http_reply_error(r, 400, "SAME_CURRENCY", "to_currency",
-				 "from_currency and to_currency must differ");
-		return;
-	}
-	q.priority = "standard";
-	const char *prio = jv_str(body, "priority");
-	if (prio && strcmp(prio, "standard") != 0) {
-		if (strcmp(prio, "express") != 0) {
-			http_reply_error(r, 400, "INVALID_FIELD", "priority",
-					 "priority must be \"standard\" or \"express\"");
-			return;
-		}
-		q.priority = "express";
-	}
+	q.amount = in.amount;
+	q.from = in.from;
+	q.to = in.to;
+	q.priority = in.priority;
 
 	int64_t from_usd = market_per_usd(&a->market, q.from, &src_from);
 	int64_t to_usd = market_per_usd(&a->market, q.to, &src_to);

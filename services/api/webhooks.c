@@ -330,57 +330,71 @@ static void create_done(void *arg, const PGresult *res, const char *err)
 	reply_text(r, 201, res, 0);
 }
 
-/* POST /v1/webhook_endpoints {url, events, description?} */
-void webhooks_create(struct http_req *r, void *arg)
+json_t *webhooks_validate(const json_t *body, bool allow_private, const char **url_out,
+			  struct jv_error *e)
 {
 	static const struct jv_field fields[] = {
 		{"description", JV_STRING, false, DESCRIPTION_MAX, NULL},
 	};
+	json_t *events;
+
+	const json_t *jurl = json_object_get(body, "url");
+	if (!jurl || json_is_null(jurl)) {
+		jv_fail(e, 400, "MISSING_FIELD", "url", "url is required");
+		return NULL;
+	}
+	const char *url = json_string_value(jurl);
+	if (!url) {
+		jv_fail(e, 400, "INVALID_FIELD", "url", "url must be a string");
+		return NULL;
+	}
+	if (json_string_length(jurl) > URL_MAX) {
+		jv_fail(e, 400, "INVALID_URL", "url", "url must be at most %d bytes", URL_MAX);
+		return NULL;
+	}
+	if (strlen(url) != json_string_length(jurl) || !url_valid(url)) {
+		jv_fail(e, 400, "INVALID_URL", "url",
+			"url must be an absolute http:// or https:// URL with a host");
+		return NULL;
+	}
+	if (!allow_private) {
+		char host[256];
+		const char *why = ssrf_url_problem(url, host, sizeof(host));
+		if (why && strcmp(why, "not a URL") == 0) {
+			jv_fail(e, 400, "INVALID_URL", "url",
+				"url must be an absolute http:// or https:// URL with a host");
+			return NULL;
+		}
+		if (why) {
+			jv_fail(e, 400, "INVALID_URL", "url",
+				"url's host %s is not a public address (%s): webhooks are not "
+				"delivered there (WEBHOOK_ALLOW_PRIVATE=0)",
+				host, why);
+			return NULL;
+		}
+	}
+	if (!(events = events_checked(body, e)))
+		return NULL;
+	if (jv_check(body, fields, sizeof(fields) / sizeof(fields[0]), e) != 0) {
+		json_decref(events);
+		return NULL;
+	}
+	*url_out = url;
+	return events;
+}
+
+/* POST /v1/webhook_endpoints {url, events, description?} */
+void webhooks_create(struct http_req *r, void *arg)
+{
 	struct loop *l = arg;
 	json_t *body = http_req_json(r);
 	json_t *events = NULL;
 	char *events_text = NULL;
 	char id[ID_MAX], secret[64];
 	struct jv_error e;
+	const char *url = NULL;
 
-	const json_t *jurl = json_object_get(body, "url");
-	if (!jurl || json_is_null(jurl)) {
-		jv_fail(&e, 400, "MISSING_FIELD", "url", "url is required");
-		goto bad;
-	}
-	const char *url = json_string_value(jurl);
-	if (!url) {
-		jv_fail(&e, 400, "INVALID_FIELD", "url", "url must be a string");
-		goto bad;
-	}
-	if (json_string_length(jurl) > URL_MAX) {
-		jv_fail(&e, 400, "INVALID_URL", "url", "url must be at most %d bytes", URL_MAX);
-		goto bad;
-	}
-	if (strlen(url) != json_string_length(jurl) || !url_valid(url)) {
-		jv_fail(&e, 400, "INVALID_URL", "url",
-			"url must be an absolute http:// or https:// URL with a host");
-		goto bad;
-	}
-	if (!l->app->cfg.webhook_allow_private) {
-		char host[256];
-		const char *why = ssrf_url_problem(url, host, sizeof(host));
-		if (why && strcmp(why, "not a URL") == 0) {
-			jv_fail(&e, 400, "INVALID_URL", "url",
-				"url must be an absolute http:// or https:// URL with a host");
-			goto bad;
-		}
-		if (why) {
-			jv_fail(&e, 400, "INVALID_URL", "url",
-				"url's host %s is not a public address (%s): webhooks are not "
-				"delivered there (WEBHOOK_ALLOW_PRIVATE=0)",
-				host, why);
-			goto bad;
-		}
-	}
-	if (!(events = events_checked(body, &e)))
-		goto bad;
-	if (jv_check(body, fields, sizeof(fields) / sizeof(fields[0]), &e) != 0)
+	if (!(events = webhooks_validate(body, l->app->cfg.webhook_allow_private, &url, &e)))
 		goto bad;
 	if (!(events_text = jv_dump(events, NULL))) {
 		http_reply_error(r, 503, "SERVICE_UNAVAILABLE", NULL, "out of memory");

@@ -58,6 +58,11 @@ void http_server_set_auth(struct http_server *s, http_auth_hook hook);
 int http_server_listen(struct http_server *s, const char *host, int port, bool reuseport)
 	__attribute__((warn_unused_result));
 
+/* Accepts on fd, a socket already bound and listening (the fuzzing harness
+ * listens on an ephemeral loopback port this way). The server owns fd from
+ * then on. Returns 0 or -1. */
+int http_server_listen_fd(struct http_server *s, int fd) __attribute__((warn_unused_result));
+
 /* Stops accepting new connections; requests in progress continue. */
 void http_server_stop_accepting(struct http_server *s);
 
@@ -80,6 +85,9 @@ const char *http_req_route(const struct http_req *r);
 const char *http_req_param(const struct http_req *r, const char *name);
 /* Decoded query-string parameter, or NULL. */
 const char *http_req_query(const struct http_req *r, const char *name);
+/* True when the query string is malformed (e.g. "?%%%" or "?a&b": every
+ * part must be name=value); http_req_query then finds nothing. */
+bool http_req_query_malformed(const struct http_req *r);
 /* Request header (case-insensitive), or NULL. */
 const char *http_req_header(const struct http_req *r, const char *name);
 /* The request id: the client's X-Request-Id when it is 1..128 printable
