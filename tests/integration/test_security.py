@@ -5,6 +5,7 @@ once, API keys live only as hashes and never reach the logs.
 SSRF cases use loopback names and addresses only (127.0.0.0/8, ::1,
 localhost and numeric / IPv4-mapped spellings of them)."""
 
+import json
 import re
 import subprocess
 import time
@@ -13,6 +14,7 @@ import uuid
 import pytest
 
 from rampart_it import BIN, api_env, check_error, wait_for
+from webhook_it import payment_data
 
 LOOPBACK_URLS = [
     "http://127.0.0.1/",
@@ -102,8 +104,11 @@ def test_webhook_secret_shown_once(api, migrated):
     assert eid in raw and secret not in raw and "secret" not in raw, "list shows a secret"
     # An event for this endpoint: its deliveries do not show the secret either.
     evt = f"evt_{uuid.uuid4()}"
+    # Its data is a payment as the worker writes it (answers are checked
+    # against docs/openapi.yaml).
+    data = json.dumps(payment_data())
     migrated.psql(f"INSERT INTO events (id, type, payment_id, data) VALUES "
-                  f"('{evt}', 'payment.completed', NULL, '{{}}')")
+                  f"('{evt}', 'payment.completed', NULL, '{data}')")
     migrated.psql(f"INSERT INTO webhook_deliveries (event_id, endpoint_id, state) VALUES "
                   f"('{evt}', '{eid}', 'pending')")
     ev = api.get(f"/v1/events/{evt}")
