@@ -57,8 +57,13 @@ def hooks(start_api, migrated, redis, workdir):
     for p in procs:
         problems += p.stop_and_check()
     if endpoints:
-        migrated.psql("UPDATE webhook_endpoints SET deleted_at = now() WHERE id IN (%s)"
-                      % ",".join(f"'{e}'" for e in endpoints))
+        # As DELETE /v1/webhook_endpoints/{id} does: its pending deliveries
+        # are cancelled too (else the next test's daemon finds them overdue
+        # and spends its slots cancelling them).
+        ids = ",".join(f"'{e}'" for e in endpoints)
+        migrated.psql(f"UPDATE webhook_endpoints SET deleted_at = now() WHERE id IN ({ids});"
+                      f" UPDATE webhook_deliveries SET state = 'cancelled' WHERE state ="
+                      f" 'pending' AND endpoint_id IN ({ids})")
     for r in receivers:
         r.stop()
     if problems:
