@@ -47,7 +47,7 @@ BINS := $(BINDIR)/rampart-api $(if $(WORKER_SRC),$(BINDIR)/rampart-worker) \
 	$(if $(WEBHOOK_SRC),$(BINDIR)/rampart-webhook) \
 	$(if $(wildcard services/feeengine/main.c),$(BINDIR)/rampart-feeengine)
 
-.PHONY: all clean test unit valgrind components integration run bench format format-check checksrc check-deps
+.PHONY: all clean test unit valgrind components integration test-faults run bench format format-check checksrc check-deps
 all: $(BINS)
 
 $(BUILD)/%.o: %.c $(wildcard common/include/common/*.h) $(wildcard services/*/*.h)
@@ -110,6 +110,11 @@ integration: all components
 
 test:
 	sh scripts/test.sh
+
+# The fault-injection campaign (docs/reliability.md): FAULT_SEED=n reruns one,
+# FAULT_FAST=1 is the CI subset.
+test-faults: all
+	RAMPART_BIN=$(BINDIR) /usr/bin/python3 tests/faults/run_faults.py
 
 run:
 	sh scripts/run.sh

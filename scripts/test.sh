@@ -5,7 +5,8 @@
 #   ASan/UBSan build (daemons + component tests) -> unit tests (sanitized) ->
 #   unit tests under valgrind (release) ->
 #   integration tests (sanitized binaries against private PostgreSQL + Redis
-#   started by the pytest fixtures, which also run the component tests)
+#   started by the pytest fixtures, which also run the component tests) ->
+#   the fault-injection campaign's fast subset (docs/reliability.md)
 #
 # Stops at the first failing step; exits non-zero if any step failed and ends
 # with one summary line. PYTEST_ARGS adds arguments to pytest (e.g. "-k auth").
@@ -69,4 +70,8 @@ step build-san "$MAKE" -j"$JOBS" SAN=1 BINDIR=build/san/bin all components
 step unit "$MAKE" -j"$JOBS" unit SAN=1 BINDIR=build/san/bin
 step valgrind "$MAKE" -j"$JOBS" valgrind
 step integration integration
+# The fault-injection campaign's fast subset (docs/reliability.md), on the
+# sanitizer binaries: every fault once in about 45 s of load.
+step faults-fast env FAULT_FAST=1 RAMPART_BIN="$RAMPART_ROOT/build/san/bin" \
+	/usr/bin/python3 tests/faults/run_faults.py
 finish 0

@@ -338,7 +338,7 @@ def test_raises_its_open_file_limit(migrated, redis, workdir, soft, hard):
 @pytest.mark.parametrize("var,value", [
     ("WEBHOOK_RETRY_SCHEDULE", "5,x"), ("WEBHOOK_TIMEOUT_MS", "0"),
     ("WEBHOOK_ALLOW_PRIVATE", "maybe"), ("WEBHOOK_ENDPOINT_CONCURRENCY", "-1"),
-    ("METRICS_LISTEN", "nowhere")])
+    ("METRICS_LISTEN", "nowhere"), ("WEBHOOK_RELAY_OVERDUE_SECONDS", "0")])
 def test_bad_config_exits_naming_variable(migrated, redis, var, value):
     env = webhook_env(migrated, redis, "itbad", {var: value})
     r = subprocess.run([str(BIN / "rampart-webhook")], env=env, capture_output=True, text=True,
