@@ -87,6 +87,13 @@ class FaultStub(StubProvider):
             return 503, {"error": "try later"}, {"Retry-After": "0"}
         if m == "slow" and self.rng.random() < 0.5:
             return 0, None, None  # sleeps past PROVIDER_TIMEOUT_MS
+        # Accounts that force the other two endings (like the mock's).
+        if method == "POST" and isinstance(body, dict):
+            kind = path.strip("/").split("/")[1] if path.count("/") >= 2 else ""
+            if kind == "onramp" and body.get("source_account") == "acct_fail":
+                return 422, {"error": "source account frozen"}, None
+            if kind == "offramp" and body.get("destination_account") == "acct_refund":
+                return 422, {"error": "destination account closed"}, None
         with self.lock:
             self.settle = 0.1 + self.rng.random() * 0.2
         return super().answer(method, path, key, body)
@@ -193,8 +200,10 @@ class Campaign:
                 self.errors += 1
                 time.sleep(0.2)
                 continue
-            body = {"quote_id": q.body["id"], "source_account": "acct_src",
-                    "destination_account": "acct_dest" if n % 20 else "mock:any"}
+            # One in 20 fails at the on-ramp, one in 20 is refunded.
+            body = {"quote_id": q.body["id"],
+                    "source_account": "acct_fail" if n % 20 == 1 else "acct_src",
+                    "destination_account": "acct_refund" if n % 20 == 2 else "acct_dest"}
             # The same key until answered (docs/api.md): an api killed
             # between its commit and its answer leaves the key in_flight,
             # 409 IDEMPOTENCY_KEY_IN_USE for 30 s, then a replay.
@@ -389,7 +398,7 @@ class Campaign:
         e2e = sorted(t - c for c, t, st, _, _ in pays.values() if st in TERMINAL)
         p50 = e2e[len(e2e) // 2] if e2e else 0
         lines = ["| fault | injected | payments in flight | lost | duplicated |"
-                 " worst delay |", "|---|---|---|---|---|---|"]
+                 " worst payment delay | worst webhook delay |", "|---|---|---|---|---|---|---|"]
         for kind in KINDS:
             recs = [r for r in self.injections if r["kind"] == kind]
             if not recs:
@@ -407,6 +416,21 @@ class Campaign:
             dup = sum(1 for pid in hit if pays[pid][3] != pays[pid][4])
             lines.append(f"| {kind} | {len(recs)} | {sum(max(r['in_flight'], 0) for r in recs)}"
                          f" | {lost} | {dup} | {worst:.1f} s |")
+        ev = {}
+        for ln in self.psql("SELECT e.id, extract(epoch FROM e.created_at),"
+                            " extract(epoch FROM d.delivered_at) FROM events e"
+                            " JOIN webhook_deliveries d ON d.event_id = e.id"
+                            " WHERE d.delivered_at IS NOT NULL").splitlines():
+            eid, c, t = ln.split("|")
+            ev[eid] = (float(c), float(t))
+        for i, kind in enumerate(k for k in KINDS if any(r["kind"] == k for r in self.injections)):
+            worst = 0.0
+            for r in (r for r in self.injections if r["kind"] == kind):
+                for c, t in ev.values():
+                    if c <= r["t1"] and t >= r["t0"]:
+                        worst = max(worst, t - max(c, r["t0"]))
+            lines[2 + i] += f" {worst:.1f} s |"
+        wh = sorted(t - c for c, t in ev.values())
         lost_all = len(missing) + sum(1 for v in pays.values() if v[2] not in TERMINAL)
         dup_all = sum(1 for v in pays.values() if v[3] != v[4])
         by = {}
@@ -417,7 +441,9 @@ class Campaign:
                    f" lost {lost_all}, duplicated transitions {dup_all},"
                    f" payments the client never saw {len(orphans)};"
                    f" end-to-end p50 {p50:.1f} s, max {e2e[-1] if e2e else 0:.1f} s;"
-                   f" {len(self.receiver.requests)} webhook requests received")
+                   f" {len(self.receiver.requests)} webhook requests received, event to"
+                   f" delivery p50 {wh[len(wh) // 2] if wh else 0:.1f} s,"
+                   f" max {wh[-1] if wh else 0:.1f} s")
         table = "\n".join(lines)
         print(table + "\n\n" + summary, flush=True)
         if os.environ.get("FAULT_REPORT"):
