@@ -133,13 +133,17 @@ class Campaign:
             assert r.returncode == 0, r.stderr
         self.redis = start_persistent_redis(self.base)
         self.market = MarketStub()
-        self.stub = FaultStub(self.rng).start()
+        self.stub = FaultStub(random.Random(self.seed + 2)).start()
+
+        # Its own generator: the campaign's is drawn only by the fault
+        # thread, so a seed gives the same faults in the same order.
+        rrng = random.Random(self.seed + 1)
 
         def answer(n, headers, body):
             m = self.receiver_mode
             if m == "dead":
                 return 503, {}, 0
-            if m == "flaky" and self.rng.random() < 0.5:
+            if m == "flaky" and rrng.random() < 0.5:
                 return 500, {}, 0
             if m == "slow":
                 return 200, {}, 1.5  # past WEBHOOK_TIMEOUT_MS half the time: a retry
