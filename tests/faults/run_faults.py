@@ -32,7 +32,6 @@ FAULT_KEEP=1 (keep the work directory with every log).
 Exit 0 when every invariant holds, 1 otherwise.
 """
 
-import json
 import os
 import random
 import shutil
@@ -49,7 +48,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "integration"))
 
 from market_stub import MarketStub  # noqa: E402
-from rampart_it import (Api, Postgres, api_env, free_port, request, run_migrate,  # noqa: E402
+from rampart_it import (Api, Postgres, api_env, request, run_migrate,  # noqa: E402
                         wait_for)
 from webhook_it import Receiver, Webhook, add_endpoint, webhook_env  # noqa: E402
 from worker_it import StubProvider, Worker, start_persistent_redis, worker_env  # noqa: E402
