@@ -60,7 +60,7 @@ BINS := $(BINDIR)/rampart-api $(if $(WORKER_SRC),$(BINDIR)/rampart-worker) \
 	$(if $(WEBHOOK_SRC),$(BINDIR)/rampart-webhook) \
 	$(if $(wildcard services/feeengine/main.c),$(BINDIR)/rampart-feeengine)
 
-.PHONY: all clean test test-compose unit valgrind components integration run bench format format-check  checksrc check-deps \
+.PHONY: all clean test test-compose unit valgrind components integration test-faults run bench format format-check checksrc check-deps \
 	fuzz fuzz-build fuzz-bins fuzz-replay fuzz-smoke tsan
 all: $(BINS)
 
@@ -173,6 +173,11 @@ test:
 
 test-compose:
 	sh tests/compose/run.sh
+
+# The fault-injection campaign (docs/reliability.md): FAULT_SEED=n reruns one,
+# FAULT_FAST=1 is the CI subset.
+test-faults: all
+	RAMPART_BIN=$(BINDIR) /usr/bin/python3 tests/faults/run_faults.py
 
 run:
 	sh scripts/run.sh

@@ -11,7 +11,8 @@
 #   openapi (npm tools of tests/openapi: lint docs/openapi.yaml, generate the
 #   TypeScript client and type-check it) ->
 #   integration tests (sanitized binaries against private PostgreSQL + Redis
-#   started by the pytest fixtures, which also run the component tests)
+#   started by the pytest fixtures, which also run the component tests) ->
+#   the fault-injection campaign's fast subset (docs/reliability.md)
 #
 # Stops at the first failing step; exits non-zero if any step failed and ends
 # with one summary line. PYTEST_ARGS adds arguments to pytest (e.g. "-k auth").
@@ -84,4 +85,8 @@ step unit "$MAKE" -j"$JOBS" unit SAN=1 BINDIR=build/san/bin
 step valgrind "$MAKE" -j"$JOBS" valgrind
 step openapi bash scripts/openapi.sh
 step integration integration
+# The fault-injection campaign's fast subset (docs/reliability.md), on the
+# sanitizer binaries: every fault once in about 45 s of load.
+step faults-fast env FAULT_FAST=1 RAMPART_BIN="$RAMPART_ROOT/build/san/bin" \
+	/usr/bin/python3 tests/faults/run_faults.py
 finish 0

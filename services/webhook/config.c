@@ -30,6 +30,7 @@ int webhook_config_load(struct webhook_config *c)
 		{"WEBHOOK_CONCURRENCY", 1024, 1, 100000, &c->concurrency},
 		{"WEBHOOK_RELAY_INTERVAL_MS", 20, 10, 3600000, &c->relay_interval_ms},
 		{"WEBHOOK_RELAY_STALE_SECONDS", 120, 1, 86400, &c->relay_stale_s},
+		{"WEBHOOK_RELAY_OVERDUE_SECONDS", 5, 1, 86400, &c->relay_overdue_s},
 		{"DB_POOL_SIZE", 4, 1, 64, &c->db_pool_size},
 		{"DB_QUERY_TIMEOUT_MS", 5000, 10, 600000, &c->db_timeout_ms},
 		{"SHUTDOWN_GRACE_SECONDS", 10, 0, 3600, &c->grace_seconds},

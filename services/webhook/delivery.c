@@ -7,6 +7,7 @@
  * loaded and ready, wait in a bounded queue of its own, so a slow or dead
  * endpoint never delays others. */
 #include <curl/curl.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
@@ -113,20 +114,23 @@ static const char load_sql[] =
  * only be updated once per statement, hence DISTINCT ON (its latest). */
 static const char record_sql[] =
 	"WITH i AS (SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::int[],"
-	"  $5::int[], $6::text[], $7::text[], $8::text[]) WITH ORDINALITY AS t(event_id,"
-	"  endpoint_id, attempt, status_code, latency_ms, error, state, disable, ord)),"
+	"  $5::int[], $6::text[], $7::text[], $8::text[], $9::bigint[]) WITH ORDINALITY AS"
+	"  t(event_id, endpoint_id, attempt, status_code, latency_ms, error, state, disable,"
+	"  next_ms, ord)),"
 	" a AS (INSERT INTO webhook_attempts"
 	"  (event_id, endpoint_id, attempt, status_code, latency_ms, error)"
 	"  SELECT event_id, endpoint_id, attempt, status_code, latency_ms, error FROM i),"
 	" e AS (UPDATE webhook_endpoints w SET enabled = false, disabled_reason = i.disable,"
 	"  updated_at = now() FROM i WHERE w.id = i.endpoint_id AND i.disable IS NOT NULL),"
 	" d AS (INSERT INTO webhook_deliveries AS d"
-	"  (event_id, endpoint_id, state, attempts, delivered_at)"
+	"  (event_id, endpoint_id, state, attempts, delivered_at, next_attempt_at)"
 	"  SELECT DISTINCT ON (event_id, endpoint_id) event_id, endpoint_id, state, 1,"
-	"  CASE WHEN state = 'delivered' THEN clock_timestamp() END"
+	"  CASE WHEN state = 'delivered' THEN clock_timestamp() END,"
+	"  coalesce(timestamptz 'epoch' + next_ms * interval '1 millisecond', clock_timestamp())"
 	"  FROM i ORDER BY event_id, endpoint_id, ord DESC"
 	"  ON CONFLICT (event_id, endpoint_id) DO UPDATE SET"
 	"  state = CASE WHEN d.state = 'delivered' THEN d.state ELSE EXCLUDED.state END,"
+	"  next_attempt_at = EXCLUDED.next_attempt_at,"
 	"  attempts = d.attempts + 1, delivered_at = coalesce(d.delivered_at,"
 	"  EXCLUDED.delivered_at), updated_at = clock_timestamp())"
 	" SELECT 1 FROM i ORDER BY ord";
@@ -331,18 +335,17 @@ static void record_done(void *arg, const PGresult *res, int row, const char *err
  * then settles as d->settle says. */
 static void record(struct delivery *d)
 {
-	char attempt[16], status[16], latency[24];
+	char attempt[16], status[16], latency[24], next[24];
 	snprintf(attempt, sizeof(attempt), "%d", d->attempt);
+	snprintf(next, sizeof(next), "%" PRIu64, d->due_ms);
 	snprintf(status, sizeof(status), "%ld", d->status);
 	snprintf(latency, sizeof(latency), "%ld", d->latency_ms);
-	const char *params[] = {d->event_id,
-				d->ep->id,
-				attempt,
-				d->status > 0 ? status : NULL,
-				d->latency_ms >= 0 ? latency : NULL,
-				d->error[0] ? d->error : NULL,
-				d->state,
-				d->disable};
+	const char *params[] = {d->event_id, d->ep->id, attempt, d->status > 0 ? status : NULL,
+				d->latency_ms >= 0 ? latency : NULL, d->error[0] ? d->error : NULL,
+				d->state, d->disable,
+				/* when the retry is due: the relay's overdue pass
+				 * finds it if its job is lost */
+				d->settle == SETTLE_RETRY ? next : NULL};
 	dl_stage_set(d, DL_RECORDING);
 	if (pg_batcher_add(d->w->record_batch, params, record_done, d) != 0) {
 		log_event(LOG_WARN, "could not record a webhook attempt (pool busy)",
@@ -798,7 +801,7 @@ int delivery_init(struct webhook *w)
 	/* Loads and records of the deliveries that reach that point in the same
 	 * loop iteration share one statement (and one commit). */
 	w->load_batch = pg_batcher_new(w->pg, load_sql, 2, 256, w->cfg.db_pool_size);
-	w->record_batch = pg_batcher_new(w->pg, record_sql, 8, 256, w->cfg.db_pool_size);
+	w->record_batch = pg_batcher_new(w->pg, record_sql, 9, 256, w->cfg.db_pool_size);
 	w->stmt_cancel = pg_prepare(w->pg, cancel_sql, 2);
 	const char *help = "Webhook delivery attempts by outcome";
 	m_delivered =

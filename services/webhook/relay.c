@@ -2,10 +2,18 @@
  * matching live endpoint (webhook_deliveries, in the same transaction that
  * marks the event published) and one job per delivery on
  * <prefix>:{webhooks}:jobs. A crash or a Redis failure between the commit
- * and the XADD leaves deliveries 'pending' and never attempted; the stale
- * pass re-queues those once per WEBHOOK_RELAY_STALE_SECONDS. Publishing
- * twice is harmless: receivers deduplicate by webhook-id and the delivery
- * handler skips deliveries already made. */
+ * and the XADD leaves deliveries 'pending' and never attempted; a Redis
+ * failure while a retry is scheduled (or a Redis crash losing its last
+ * writes) leaves a failed delivery 'pending' with no job. The overdue pass
+ * (about every second) re-queues pending deliveries whose next attempt
+ * (next_attempt_at: now at creation, the retry's due time after a failed
+ * attempt) is overdue by WEBHOOK_RELAY_OVERDUE_SECONDS, and pushes that due
+ * time forward by as long as it was overdue (capped at the stale window),
+ * so one that stays overdue (its endpoint's backlog defers it) is re-queued
+ * after 5, 10, 20 ... s, not every pass. The stale pass, once per
+ * WEBHOOK_RELAY_STALE_SECONDS, stays as the backstop for rows without a
+ * due time. Publishing twice is harmless: receivers deduplicate by
+ * webhook-id and the delivery handler skips deliveries already made. */
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,12 +22,14 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/pg.h"
+#include "common/redis.h"
 #include "webhook.h"
 
-#define RELAY_FIRST    50  /* events claimed by a pass after an idle one */
-#define RELAY_BATCH    500 /* ... doubling while passes come back full */
-#define RELAY_MAXLEN   1000000
-#define STALE_EVERY_MS 5000 /* the stale pass runs about this often */
+#define RELAY_FIRST	 50  /* events claimed by a pass after an idle one */
+#define RELAY_BATCH	 500 /* ... doubling while passes come back full */
+#define RELAY_MAXLEN	 1000000
+#define STALE_EVERY_MS	 5000 /* the stale pass runs about this often */
+#define OVERDUE_EVERY_MS 1000 /* the overdue pass runs about this often */
 
 /* Claims unpublished events in order (SKIP LOCKED: several daemons split
  * them), creates their deliveries and marks them published, in one
@@ -54,23 +64,37 @@ static const char stale_sql[] =
 	" WHERE d.event_id = s.event_id AND d.endpoint_id = s.endpoint_id"
 	" RETURNING d.event_id, d.endpoint_id";
 
-static struct metric *m_events, *m_queued, *m_requeued;
-static bool relay_busy, stale_busy;
+/* Pending deliveries whose next attempt is overdue by $1 s (the job that
+ * should have made it was lost), most overdue first; each comes back with
+ * the attempt number to queue. */
+static const char overdue_sql[] =
+	"UPDATE webhook_deliveries d SET next_attempt_at = clock_timestamp() + LEAST("
+	"  clock_timestamp() - d.next_attempt_at, make_interval(secs => $3::int)) FROM ("
+	" SELECT event_id, endpoint_id FROM webhook_deliveries"
+	" WHERE state = 'pending'"
+	"  AND next_attempt_at < clock_timestamp() - make_interval(secs => $1::int)"
+	" ORDER BY next_attempt_at LIMIT $2::int FOR UPDATE SKIP LOCKED) s"
+	" WHERE d.event_id = s.event_id AND d.endpoint_id = s.endpoint_id"
+	" RETURNING d.event_id, d.endpoint_id, d.attempts + 1";
+
+static struct metric *m_events, *m_queued, *m_requeued, *m_overdue;
+static bool relay_busy, stale_busy, overdue_busy;
 static unsigned ticks;
 static int batch_size = RELAY_FIRST;
 
 static void relay_batch(struct webhook *w);
 
-/* XADDs one job per returned (event_id, endpoint_id). A refused XADD is
- * left to the stale pass. Returns how many were queued. */
-static int queue_rows(struct webhook *w, const PGresult *res, const char *why)
+/* XADDs one job per returned (event_id, endpoint_id), with the attempt
+ * number in column attempt_col (-1: the first). A refused XADD is left to
+ * the overdue and stale passes. Returns how many were queued. */
+static int queue_rows(struct webhook *w, const PGresult *res, const char *why, int attempt_col)
 {
 	int queued = 0;
 	for (int i = 0; i < PQntuples(res); i++) {
 		struct job_field f[] = {
 			{"event_id", PQgetvalue(res, i, 0)},
 			{"endpoint_id", PQgetvalue(res, i, 1)},
-			{"attempt", "1"},
+			{"attempt", attempt_col >= 0 ? PQgetvalue(res, i, attempt_col) : "1"},
 		};
 		if (jobs_add(w->redis, jobq_stream_key(w->jobs), RELAY_MAXLEN, f, 3, NULL, NULL) !=
 		    0) {
@@ -95,7 +119,7 @@ static void relay_done(void *arg, const PGresult *res, const char *err)
 		return;
 	}
 	long events = PQntuples(res) > 0 ? strtol(PQgetvalue(res, 0, 2), NULL, 10) : 0;
-	int queued = queue_rows(w, res, "relay");
+	int queued = queue_rows(w, res, "relay", -1);
 	metric_add(m_queued, (uint64_t)queued);
 	if (PQntuples(res) > 0) {
 		metric_add(m_events, (uint64_t)events);
@@ -123,10 +147,27 @@ static void stale_done(void *arg, const PGresult *res, const char *err)
 			log_event(LOG_WARN, "relay stale pass failed", LF_S("error", err));
 		return;
 	}
-	int n = queue_rows(w, res, "stale");
+	int n = queue_rows(w, res, "stale", -1);
 	if (n > 0) {
 		metric_add(m_requeued, (uint64_t)n);
 		log_event(LOG_INFO, "re-queued deliveries whose job was lost", LF_I("count", n));
+	}
+}
+
+static void overdue_done(void *arg, const PGresult *res, const char *err)
+{
+	struct webhook *w = arg;
+	overdue_busy = false;
+	if (err) {
+		if (!w->closing)
+			log_event(LOG_WARN, "relay overdue pass failed", LF_S("error", err));
+		return;
+	}
+	int n = queue_rows(w, res, "overdue", 2);
+	if (n > 0) {
+		metric_add(m_overdue, (uint64_t)n);
+		log_event(LOG_INFO, "re-queued deliveries whose next attempt was overdue",
+			  LF_I("count", n));
 	}
 }
 
@@ -148,8 +189,21 @@ static void relay_tick(evutil_socket_t fd, short what, void *arg)
 		return;
 	if (!relay_busy)
 		relay_batch(w);
+	unsigned tick = ticks++;
+	unsigned oevery = (unsigned)(OVERDUE_EVERY_MS / w->cfg.relay_interval_ms);
+	/* With Redis down nothing could be queued: the pass waits rather than
+	 * pushing due times forward for nothing. */
+	if (!overdue_busy && tick % (oevery > 0 ? oevery : 1) == 0 && rds_connected(w->redis)) {
+		char secs[16], batch[16], cap[16];
+		snprintf(secs, sizeof(secs), "%d", w->cfg.relay_overdue_s);
+		snprintf(batch, sizeof(batch), "%d", RELAY_BATCH);
+		snprintf(cap, sizeof(cap), "%d", w->cfg.relay_stale_s);
+		const char *params[] = {secs, batch, cap};
+		if (pg_exec(w->pg, w->stmt_overdue, params, overdue_done, w) == 0)
+			overdue_busy = true;
+	}
 	unsigned every = (unsigned)(STALE_EVERY_MS / w->cfg.relay_interval_ms);
-	if (!stale_busy && ticks++ % (every > 0 ? every : 1) == 0) {
+	if (!stale_busy && tick % (every > 0 ? every : 1) == 0) {
 		char secs[16], batch[16];
 		snprintf(secs, sizeof(secs), "%d", w->cfg.relay_stale_s);
 		snprintf(batch, sizeof(batch), "%d", RELAY_BATCH);
@@ -163,14 +217,18 @@ int webhook_relay_init(struct webhook *w)
 {
 	w->stmt_relay = pg_prepare(w->pg, relay_sql, 1);
 	w->stmt_stale = pg_prepare(w->pg, stale_sql, 2);
+	w->stmt_overdue = pg_prepare(w->pg, overdue_sql, 3);
 	m_events = metrics_counter("rampart_webhook_events_relayed_total",
 				   "Events fanned out to webhook deliveries", "");
 	m_queued = metrics_counter("rampart_webhook_jobs_queued_total",
 				   "Delivery jobs queued by the relay", "");
 	m_requeued = metrics_counter("rampart_webhook_jobs_requeued_total",
 				     "Delivery jobs re-queued by the stale pass (job lost)", "");
+	m_overdue = metrics_counter("rampart_webhook_jobs_overdue_total",
+				    "Delivery jobs re-queued by the overdue pass (job lost)", "");
 	w->relay_ev = event_new(w->base, -1, EV_PERSIST, relay_tick, w);
-	return w->stmt_relay >= 0 && w->stmt_stale >= 0 && w->relay_ev ? 0 : -1;
+	return w->stmt_relay >= 0 && w->stmt_stale >= 0 && w->stmt_overdue >= 0 && w->relay_ev ? 0
+											       : -1;
 }
 
 void webhook_relay_start(struct webhook *w)

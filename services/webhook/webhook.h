@@ -32,7 +32,7 @@ struct webhook_config {
 	int claim_idle_ms;
 	int endpoint_concurrency; /* WEBHOOK_ENDPOINT_CONCURRENCY */
 	int concurrency;	  /* WEBHOOK_CONCURRENCY: jobs in flight */
-	int relay_interval_ms, relay_stale_s;
+	int relay_interval_ms, relay_stale_s, relay_overdue_s;
 	int db_pool_size, db_timeout_ms;
 	int grace_seconds;
 };
@@ -57,7 +57,7 @@ struct webhook {
 	struct jobd *daemon; /* admin server, SIGTERM drain */
 	struct event *relay_ev;
 	struct pg_batcher *load_batch, *record_batch; /* delivery.c */
-	int stmt_cancel, stmt_relay, stmt_stale;
+	int stmt_cancel, stmt_relay, stmt_stale, stmt_overdue;
 	struct delivery_list deliveries; /* every delivery context alive */
 	/* Endpoints with work in progress or recently idle (their pace is
 	 * kept), hashed by id. */

@@ -58,6 +58,7 @@ int worker_config_load(struct worker_config *c)
 		{"QUOTE_CLEANUP_INTERVAL_SECONDS", 60, 1, 86400, &c->cleanup_interval_s},
 		{"RELAY_INTERVAL_MS", 1000, 10, 3600000, &c->relay_interval_ms},
 		{"RELAY_STALE_SECONDS", 300, 1, 86400, &c->relay_stale_s},
+		{"RELAY_OVERDUE_SECONDS", 5, 1, 86400, &c->relay_overdue_s},
 		{"POLL_MIN_MS", 200, 0, 3600000, &c->poll_min_ms},
 		{"POLL_MAX_MS", 30000, 1, 3600000, &c->poll_max_ms},
 		{"PROVIDER_TIMEOUT_MS", 10000, 10, 600000, &c->provider_timeout_ms},

@@ -105,6 +105,7 @@ static void worker_free(struct worker *w)
 	jobd_free(w->daemon);
 	pg_batcher_free(w->load_batch);
 	pg_batcher_free(w->transition_batch);
+	pg_batcher_free(w->due_batch);
 	pg_pool_free(w->pg);
 	provider_free(w->provider);
 	httpc_free(w->http);

@@ -1,7 +1,18 @@
 /* relay.c - the worker's maintenance timers: the relay that re-enqueues
  * payments whose job never reached Redis (a crash between commit and XADD,
  * Redis down, a job lost with Redis data) and the cleanup of expired quotes
- * and Idempotency-Key records. */
+ * and Idempotency-Key records.
+ *
+ * Two passes find lost jobs. The overdue pass (every tick) takes payments
+ * whose next step was due (next_due_at, written with every transition and
+ * reschedule) more than RELAY_OVERDUE_SECONDS ago: a job lost in an outage
+ * of N seconds is back about N + RELAY_OVERDUE_SECONDS later. The stale
+ * pass is the backstop: live payments untouched for RELAY_STALE_SECONDS.
+ * A re-queued job that was not lost after all (a slow step, a backlog) is a
+ * duplicate, dropped by the state machine's compare-and-set; to keep those
+ * few, the overdue pass pushes next_due_at forward by as long as the
+ * payment was overdue (capped at the stale window), so a payment that
+ * stays overdue is re-queued after 5, 10, 20, 40 ... s, not every tick. */
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,9 +21,11 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/pg.h"
+#include "common/redis.h"
 #include "worker.h"
 
 #define RELAY_BATCH	    "500"
+#define OVERDUE_MAX_BATCHES 10 /* per tick: up to 5000 overdue payments */
 #define CLEANUP_BATCH	    "1000"
 #define CLEANUP_MAX_BATCHES 20 /* per tick: bounded work, the rest next tick */
 
@@ -28,6 +41,18 @@ static const char relay_sql[] =
 	" ORDER BY updated_at LIMIT $2::int FOR UPDATE SKIP LOCKED) s"
 	" WHERE p.id = s.id RETURNING p.id, p.status";
 
+/* Live payments whose next step is overdue by $1 s, most overdue first,
+ * claimed with SKIP LOCKED; next_due_at moves forward by the time overdue
+ * (at most $3 s), so each is re-queued again only if it stays overdue. */
+static const char overdue_sql[] =
+	"UPDATE payments p SET next_due_at = clock_timestamp() + LEAST("
+	"  clock_timestamp() - p.next_due_at, make_interval(secs => $3::int)) FROM ("
+	" SELECT id FROM payments"
+	" WHERE status NOT IN ('COMPLETED', 'FAILED', 'REFUNDED')"
+	"  AND next_due_at < clock_timestamp() - make_interval(secs => $1::int)"
+	" ORDER BY next_due_at LIMIT $2::int FOR UPDATE SKIP LOCKED) s"
+	" WHERE p.id = s.id RETURNING p.id, p.status";
+
 /* Expired quotes no payment used, oldest first, and Idempotency-Key records
  * past their 24 h, in bounded batches; the counts of both. */
 static const char cleanup_sql[] =
@@ -40,17 +65,14 @@ static const char cleanup_sql[] =
 	" SELECT (SELECT count(*) FROM q), (SELECT count(*) FROM k)";
 
 static struct metric *m_relayed, *m_cleaned;
-static bool relay_busy, cleanup_busy;
-static int cleanup_batches;
+static struct metric *m_overdue;
+static bool relay_busy, overdue_busy, cleanup_busy;
+static int cleanup_batches, overdue_batches;
 
-static void relay_done(void *arg, const PGresult *res, const char *err)
+/* XADDs the first step of each returned (id, status); returns how many. */
+static int requeue_rows(struct worker *w, const PGresult *res, const char *pass)
 {
-	struct worker *w = arg;
-	relay_busy = false;
-	if (err) {
-		log_event(LOG_WARN, "relay scan failed", LF_S("error", err));
-		return;
-	}
+	int n = 0;
 	for (int i = 0; i < PQntuples(res); i++) {
 		enum pay_state st;
 		const char *id = PQgetvalue(res, i, 0);
@@ -64,13 +86,53 @@ static void relay_done(void *arg, const PGresult *res, const char *err)
 		};
 		if (jobs_add(w->redis, jobq_stream_key(w->jobs), 1000000, f, 4, NULL, NULL) != 0) {
 			log_event(LOG_WARN, "relay could not queue a job (next window retries)",
-				  LF_S("payment_id", id));
+				  LF_S("payment_id", id), LF_S("pass", pass));
 			continue;
 		}
-		metric_inc(m_relayed);
+		n++;
 		log_event(LOG_INFO, "relayed a stalled payment", LF_S("payment_id", id),
-			  LF_S("status", PQgetvalue(res, i, 1)));
+			  LF_S("status", PQgetvalue(res, i, 1)), LF_S("pass", pass));
 	}
+	return n;
+}
+
+static void relay_done(void *arg, const PGresult *res, const char *err)
+{
+	struct worker *w = arg;
+	relay_busy = false;
+	if (err) {
+		log_event(LOG_WARN, "relay scan failed", LF_S("error", err));
+		return;
+	}
+	metric_add(m_relayed, (uint64_t)requeue_rows(w, res, "stale"));
+}
+
+static void overdue_batch(struct worker *w);
+
+static void overdue_done(void *arg, const PGresult *res, const char *err)
+{
+	struct worker *w = arg;
+	overdue_busy = false;
+	if (err) {
+		log_event(LOG_WARN, "relay overdue scan failed", LF_S("error", err));
+		return;
+	}
+	int n = requeue_rows(w, res, "overdue");
+	metric_add(m_relayed, (uint64_t)n);
+	metric_add(m_overdue, (uint64_t)n);
+	if (PQntuples(res) == strtol(RELAY_BATCH, NULL, 10) &&
+	    ++overdue_batches < OVERDUE_MAX_BATCHES && !w->draining && rds_connected(w->redis))
+		overdue_batch(w);
+}
+
+static void overdue_batch(struct worker *w)
+{
+	char secs[16], cap[16];
+	snprintf(secs, sizeof(secs), "%d", w->cfg.relay_overdue_s);
+	snprintf(cap, sizeof(cap), "%d", w->cfg.relay_stale_s);
+	const char *params[] = {secs, RELAY_BATCH, cap};
+	if (pg_exec(w->pg, w->stmt_overdue, params, overdue_done, w) == 0)
+		overdue_busy = true;
 }
 
 static void relay_tick(evutil_socket_t fd, short what, void *arg)
@@ -79,7 +141,15 @@ static void relay_tick(evutil_socket_t fd, short what, void *arg)
 	char secs[16];
 	(void)fd;
 	(void)what;
-	if (relay_busy || w->draining)
+	if (w->draining)
+		return;
+	/* With Redis down nothing could be queued: the overdue pass waits
+	 * rather than pushing due times forward for nothing. */
+	if (!overdue_busy && rds_connected(w->redis)) {
+		overdue_batches = 0;
+		overdue_batch(w);
+	}
+	if (relay_busy)
 		return;
 	snprintf(secs, sizeof(secs), "%d", w->cfg.relay_stale_s);
 	const char *params[] = {secs, RELAY_BATCH};
@@ -133,14 +203,21 @@ static void cleanup_tick(evutil_socket_t fd, short what, void *arg)
 int relay_init(struct worker *w)
 {
 	w->stmt_relay = pg_prepare(w->pg, relay_sql, 2);
+	w->stmt_overdue = pg_prepare(w->pg, overdue_sql, 3);
 	w->stmt_cleanup = pg_prepare(w->pg, cleanup_sql, 1);
 	m_relayed = metrics_counter("rampart_relay_jobs_total",
 				    "Jobs re-enqueued for payments that had stalled", "");
+	m_overdue =
+		metrics_counter("rampart_relay_overdue_jobs_total",
+				"Jobs re-enqueued for payments whose next step was overdue", "");
 	m_cleaned = metrics_counter("rampart_quotes_cleaned_total",
 				    "Expired, unused quotes deleted", "");
 	w->relay_ev = event_new(w->base, -1, EV_PERSIST, relay_tick, w);
 	w->cleanup_ev = event_new(w->base, -1, EV_PERSIST, cleanup_tick, w);
-	return w->stmt_relay >= 0 && w->stmt_cleanup >= 0 && w->relay_ev && w->cleanup_ev ? 0 : -1;
+	return w->stmt_relay >= 0 && w->stmt_overdue >= 0 && w->stmt_cleanup >= 0 && w->relay_ev &&
+			       w->cleanup_ev
+		       ? 0
+		       : -1;
 }
 
 void relay_start(struct worker *w)

@@ -37,10 +37,12 @@ static const char load_sql[] =
  * was not in the expected state (the job is stale). */
 static const char transition_sql[] =
 	"WITH i AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
-	"  $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])"
+	"  $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],"
+	"  $12::bigint[])"
 	" WITH ORDINALITY AS t(id, from_status, to_status, reason, onramp_ref, offramp_ref,"
-	"  refund_ref, failure_code, failure_message, event_id, event_type, ord)),"
+	"  refund_ref, failure_code, failure_message, event_id, event_type, next_due, ord)),"
 	" u AS (UPDATE payments p SET status = i.to_status, updated_at = clock_timestamp(),"
+	"  next_due_at = timestamptz 'epoch' + i.next_due * interval '1 millisecond',"
 	"  onramp_ref = COALESCE(i.onramp_ref, p.onramp_ref),"
 	"  offramp_ref = COALESCE(i.offramp_ref, p.offramp_ref),"
 	"  refund_ref = COALESCE(i.refund_ref, p.refund_ref),"
@@ -53,7 +55,17 @@ static const char transition_sql[] =
 	" e AS (INSERT INTO events (id, type, payment_id, data)"
 	"  SELECT event_id, event_type, (row).id, rampart_payment_json(row) FROM u)"
 	" SELECT (u.ord IS NOT NULL)::int FROM i LEFT JOIN u ON u.ord = i.ord ORDER BY i.ord";
-#define TRANSITION_COLS 11
+#define TRANSITION_COLS 12
+
+/* When a payment's next step is due, recorded as its job is rescheduled
+ * without a transition (a poll still pending, a retry, NULL for a refund
+ * left to an operator): the relay re-queues a payment overdue by
+ * RELAY_OVERDUE_SECONDS, so the due time must follow its job. Only while
+ * the payment is still in the state the job was for. */
+static const char due_sql[] =
+	"UPDATE payments p SET next_due_at = timestamptz 'epoch' + i.due * interval '1 millisecond'"
+	" FROM unnest($1::text[], $2::text[], $3::bigint[]) AS i(id, status, due)"
+	" WHERE p.id = i.id AND p.status = i.status";
 
 /* One job being worked on. */
 struct step {
@@ -70,7 +82,8 @@ struct step {
 	/* the transition being committed */
 	enum pay_state to;
 	struct prov_result res;
-	bool give_up; /* attempts exhausted: DLQ after the transition */
+	uint64_t due_ms; /* when the next step is due (0: none, terminal) */
+	bool give_up;	 /* attempts exhausted: DLQ after the transition */
 	char reason[200];
 };
 
@@ -79,6 +92,29 @@ static struct metric *m_stale, *m_stranded, *m_dead;
 static void step_free(struct step *s)
 {
 	free(s);
+}
+
+static void due_done(void *arg, const PGresult *res, int row, const char *err)
+{
+	(void)arg;
+	(void)res;
+	(void)row;
+	if (err)
+		log_event(LOG_WARN,
+			  "could not record when a payment is due (the relay may repeat it)",
+			  LF_S("error", err));
+}
+
+/* Records in the payment's row when its next step is due (0: never, the
+ * stale window only), alongside the Redis write that schedules it. */
+static void record_due(const struct step *s, uint64_t due_ms)
+{
+	char due[24];
+	snprintf(due, sizeof(due), "%" PRIu64, due_ms);
+	const char *params[] = {s->id, pay_state_name(s->state), due_ms ? due : NULL};
+	if (pg_batcher_add(s->w->due_batch, params, due_done, NULL) != 0)
+		log_event(LOG_WARN, "could not record when a payment is due (pool busy)",
+			  LF_S("payment_id", s->id));
 }
 
 /* ---- settling ------------------------------------------------------------ */
@@ -178,15 +214,13 @@ static void after_transition(struct step *s)
 	}
 	switch (s->to) {
 	case PAY_ONRAMP_PENDING:
-		s->age_ms = 0;
-		settle_next(s, STEP_ONRAMP_POLL, 1, poll_due(s));
+		settle_next(s, STEP_ONRAMP_POLL, 1, s->due_ms);
 		break;
 	case PAY_ONRAMP_COMPLETE:
 		settle_next(s, STEP_OFFRAMP_INITIATE, 1, 0);
 		break;
 	case PAY_OFFRAMP_PENDING:
-		s->age_ms = 0;
-		settle_next(s, STEP_OFFRAMP_POLL, 1, poll_due(s));
+		settle_next(s, STEP_OFFRAMP_POLL, 1, s->due_ms);
 		break;
 	case PAY_REFUND_PENDING:
 		settle_next(s, STEP_REFUND, 1, 0);
@@ -239,6 +273,16 @@ static void transition(struct step *s, enum pay_state to, const char *reason)
 	}
 	const char *ref = s->res.ref[0] ? s->res.ref : NULL;
 	const bool failing = to == PAY_FAILED || to == PAY_REFUND_PENDING;
+	char due[24];
+	/* The next step's due time, committed with the transition: a first
+	 * poll of a new leg, or at once (an off-ramp to start, a refund). */
+	if (to == PAY_ONRAMP_PENDING || to == PAY_OFFRAMP_PENDING) {
+		s->age_ms = 0;
+		s->due_ms = poll_due(s);
+	} else {
+		s->due_ms = pay_state_terminal(to) ? 0 : (uint64_t)clock_wall_ms();
+	}
+	snprintf(due, sizeof(due), "%" PRIu64, s->due_ms);
 	const char *params[TRANSITION_COLS] = {
 		s->id,
 		pay_state_name(s->state),
@@ -251,6 +295,7 @@ static void transition(struct step *s, enum pay_state to, const char *reason)
 		failing && s->res.error[0] ? s->res.error : NULL,
 		evt,
 		pay_event_type(to),
+		s->due_ms ? due : NULL,
 	};
 	if (pg_batcher_add(s->w->transition_batch, params, transition_done, s) != 0)
 		retry_db(s, "database unavailable");
@@ -281,10 +326,13 @@ static void provider_done(void *arg, const struct prov_result *r)
 		transition(s, next[s->step], NULL);
 		return;
 	}
-	case PROV_PENDING:
-		settle_next(s, s->step, s->attempt, poll_due(s));
+	case PROV_PENDING: {
+		uint64_t due = poll_due(s);
+		record_due(s, due);
+		settle_next(s, s->step, s->attempt, due);
 		step_free(s);
 		return;
+	}
 	case PROV_FAILED:
 		if (s->step == STEP_REFUND) {
 			/* Nothing left to try automatically: an operator must act. */
@@ -292,6 +340,7 @@ static void provider_done(void *arg, const struct prov_result *r)
 			log_event(LOG_ERROR, "refund refused: payment needs an operator",
 				  LF_S("payment_id", s->id), LF_S("error", r->error));
 			snprintf(s->reason, sizeof(s->reason), "refund refused: %s", r->error);
+			record_due(s, 0); /* left to an operator (and the stale window) */
 			jobq_dead(s->w->jobs, s->job, s->reason);
 			metric_inc(m_dead);
 			step_free(s);
@@ -305,7 +354,9 @@ static void provider_done(void *arg, const struct prov_result *r)
 				  LF_S("payment_id", s->id), LF_S("step", pay_step_name(s->step)),
 				  LF_I("attempt", s->attempt), LF_S("error", r->error));
 			s->attempt++;
-			settle_next(s, s->step, s->attempt, retry_due(s));
+			uint64_t due = retry_due(s);
+			record_due(s, due);
+			settle_next(s, s->step, s->attempt, due);
 			step_free(s);
 			return;
 		}
@@ -317,6 +368,7 @@ static void provider_done(void *arg, const struct prov_result *r)
 			metric_inc(m_stranded);
 			log_event(LOG_ERROR, "refund attempts exhausted: payment needs an operator",
 				  LF_S("payment_id", s->id));
+			record_due(s, 0);
 			metric_inc(m_dead);
 			jobq_dead(s->w->jobs, s->job, s->reason);
 			step_free(s);
@@ -444,5 +496,6 @@ int steps_init(struct worker *w)
 				     "Refunds that failed for good: an operator must act", "");
 	m_dead = metrics_counter("rampart_payment_jobs_dead_total",
 				 "Payment jobs sent to the dead-letter queue", "");
-	return w->load_batch && w->transition_batch ? 0 : -1;
+	w->due_batch = pg_batcher_new(w->pg, due_sql, 3, 256, 1);
+	return w->load_batch && w->transition_batch && w->due_batch ? 0 : -1;
 }

@@ -34,7 +34,7 @@ struct worker_config {
 	int max_attempts;
 	int claim_idle_ms;
 	int cleanup_interval_s;
-	int relay_interval_ms, relay_stale_s;
+	int relay_interval_ms, relay_stale_s, relay_overdue_s;
 	int poll_min_ms, poll_max_ms;
 	int concurrency; /* WORKER_CONCURRENCY: jobs in flight */
 	int db_pool_size, db_timeout_ms;
@@ -54,8 +54,8 @@ struct worker {
 	struct provider *provider;
 	struct jobd *daemon; /* admin server, SIGTERM drain */
 	struct event *relay_ev, *cleanup_ev;
-	struct pg_batcher *load_batch, *transition_batch; /* steps.c */
-	int stmt_relay, stmt_cleanup;
+	struct pg_batcher *load_batch, *transition_batch, *due_batch; /* steps.c */
+	int stmt_relay, stmt_overdue, stmt_cleanup;
 	char consumer[96];
 	bool draining; /* SIGTERM seen: maintenance timers idle */
 };

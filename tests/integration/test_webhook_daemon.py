@@ -57,8 +57,13 @@ def hooks(start_api, migrated, redis, workdir):
     for p in procs:
         problems += p.stop_and_check()
     if endpoints:
-        migrated.psql("UPDATE webhook_endpoints SET deleted_at = now() WHERE id IN (%s)"
-                      % ",".join(f"'{e}'" for e in endpoints))
+        # As DELETE /v1/webhook_endpoints/{id} does: its pending deliveries
+        # are cancelled too (else the next test's daemon finds them overdue
+        # and spends its slots cancelling them).
+        ids = ",".join(f"'{e}'" for e in endpoints)
+        migrated.psql(f"UPDATE webhook_endpoints SET deleted_at = now() WHERE id IN ({ids});"
+                      f" UPDATE webhook_deliveries SET state = 'cancelled' WHERE state ="
+                      f" 'pending' AND endpoint_id IN ({ids})")
     for r in receivers:
         r.stop()
     if problems:
@@ -334,7 +339,7 @@ def test_raises_its_open_file_limit(migrated, redis, workdir, soft, hard):
 @pytest.mark.parametrize("var,value", [
     ("WEBHOOK_RETRY_SCHEDULE", "5,x"), ("WEBHOOK_TIMEOUT_MS", "0"),
     ("WEBHOOK_ALLOW_PRIVATE", "maybe"), ("WEBHOOK_ENDPOINT_CONCURRENCY", "-1"),
-    ("METRICS_LISTEN", "nowhere")])
+    ("METRICS_LISTEN", "nowhere"), ("WEBHOOK_RELAY_OVERDUE_SECONDS", "0")])
 def test_bad_config_exits_naming_variable(migrated, redis, var, value):
     env = webhook_env(migrated, redis, "itbad", {var: value})
     r = subprocess.run([str(BIN / "rampart-webhook")], env=env, capture_output=True, text=True,

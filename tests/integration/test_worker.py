@@ -307,7 +307,8 @@ def test_worker_metrics_and_probes(stack):
 @pytest.mark.parametrize("name,value", [("MOCK_FAIL_RATE", "2"), ("MAX_ATTEMPTS", "0"),
                                         ("PROVIDER", "carrier-pigeon"),
                                         ("METRICS_LISTEN", "nope"),
-                                        ("MOCK_SETTLE_MAX_MS", "-1")])
+                                        ("MOCK_SETTLE_MAX_MS", "-1"),
+                                        ("RELAY_OVERDUE_SECONDS", "0")])
 def test_worker_bad_config(migrated, redis, workdir, name, value):
     import subprocess
     from rampart_it import BIN
