@@ -65,9 +65,12 @@ def test_tsan_report_parser():
     assert not any(fd_reuse_report(r) for r in reps)
 
 
-def test_api_threads_under_tsan(migrated, redis, workdir):
+def test_api_threads_under_tsan(private_pg, redis, workdir):
     prefix = f"ittsan{uuid.uuid4().hex[:8]}"
-    env = api_env(migrated, redis, {
+    # A database of its own: the ~1,000 payments made here would otherwise
+    # leave their events unpublished in the shared one, and the next webhook
+    # daemon a test starts would fan them out to that test's endpoints.
+    env = api_env(private_pg, redis, {
         "API_THREADS": "4", "REDIS_PREFIX": prefix, "LOG_LEVEL": "warn",
         "FEE_TIMEOUT_MS": "300", "RATE_LIMIT_RPS": "100000", "RATE_LIMIT_BURST": "100000",
         # Report everything, keep running, and let the test judge the reports.
