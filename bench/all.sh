@@ -21,7 +21,8 @@
 # webhooks.sh, fees.sh, each with its own servers.
 #
 # QUICK=1: short steps and fewer payments (< 3 minutes); knobs BENCH_SECONDS,
-# BENCH_PAYMENTS, BENCH_OVER_SECONDS, BENCH_ARTILLERY=0 (skip it), BENCH_SKIP_OLD=1,
+# BENCH_PAYMENTS, BENCH_OVER_SECONDS, BENCH_ARTILLERY=0 (skip it), BENCH_ART_MULTS ("10 20 50"),
+# BENCH_SKIP_OLD=1, BENCH_OLD_ROUNDS (1: rounds of each older script),
 # BENCH_RESULTS (the output folder), BENCH_KEEP=1.
 if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 set -euo pipefail
@@ -360,6 +361,52 @@ pipeline() {
 step "pipeline: $N payments, instant mock settlement, all five states, payment.completed webhooks"
 for w in 1 2; do pipeline "$w"; done
 
+# ---- 6. growth: payments waiting on a long settlement ------------------------------------------
+# One worker with a one-hour mock settlement (polls every 30-60 s); payments
+# are added until 1,000, 10,000 (and, full runs, 100,000) wait in
+# ONRAMP_PENDING; at each, the RSS of every daemon, Redis memory, PostgreSQL size.
+GROW_STEPS=${BENCH_GROW_STEPS:-$([ "$QUICK" = 1 ] && echo "1000 10000" || echo "1000 10000 100000")}
+GW_ADMIN=$(random_free_port)
+redis-cli -h 127.0.0.1 -p "$REDIS_PORT" XGROUP CREATE "grow:{payments}:jobs" workers 0 MKSTREAM >/dev/null
+gcmd=(env REDIS_PREFIX=grow METRICS_LISTEN="127.0.0.1:$GW_ADMIN" MOCK_SETTLE_MIN_MS=3600000
+	MOCK_SETTLE_MAX_MS=3600000 POLL_MIN_MS=30000 POLL_MAX_MS=60000 LOG_LEVEL=warn bin/rampart-worker)
+step "growth: payments waiting on a one-hour mock settlement: ${GROW_STEPS// /, }"
+show "${gcmd[@]}"
+setsid "${gcmd[@]}" >"$TMP/worker-grow.log" 2>&1 &
+GW_PID=$!
+remember_pid "$GW_PID" rampart-worker TERM
+wait_http_200 "http://127.0.0.1:$GW_ADMIN/readyz" 30 "$GW_PID"
+have=0
+for want in $GROW_STEPS; do
+	add=$((want - have))
+	psql_ >/dev/null -c "CREATE TEMP TABLE g AS SELECT 'pay_' || gen_random_uuid() AS id FROM generate_series(1, $add);
+		INSERT INTO payments (id, $pay_cols) SELECT id, 'grow', 'quote_' || gen_random_uuid(), 'PENDING',
+		100000, 'USD', 89056, 'EUR', 0.92, 2000, 700, 500, 3200, 'base', 'acct_src', 'acct_dst' FROM g;
+		INSERT INTO payment_history (payment_id, to_status) SELECT id, 'PENDING' FROM g;"
+	psql_ -tAc "SELECT id FROM payments WHERE api_key_id = 'grow' AND status = 'PENDING'" |
+		awk -v key="grow:{payments}:jobs" '{
+			n = split("XADD " key " * payment_id " $1 " step onramp_initiate attempt 1 request_id bench", a, " ")
+			printf "*%d\r\n", n
+			for (i = 1; i <= n; i++) printf "$%d\r\n%s\r\n", length(a[i]), a[i]
+		}' | redis-cli -h 127.0.0.1 -p "$REDIS_PORT" --pipe >/dev/null
+	t0=$(date +%s)
+	while [ "$(psql_ -tAc "SELECT count(*) FROM payments WHERE api_key_id = 'grow' AND status = 'ONRAMP_PENDING'")" -lt "$want" ]; do
+		[ $(($(date +%s) - t0)) -lt 300 ] || die "growth: $want payments not all waiting within 300 s"
+		sleep 0.5
+	done
+	sleep 1
+	have=$want
+	redis_mem=$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" INFO memory | awk -F: '/^used_memory:/ {print $2 + 0}')
+	pg_size=$(psql_ -tAc "SELECT pg_database_size('rampart')")
+	echo "   $want waiting: worker $(rss_kb "$GW_PID") kB, api $(rss_kb "$API_PID") kB," \
+		"webhook $(rss_kb "$WH_PID") kB, feeengine $(rss_kb "$FE_PID") kB;" \
+		"Redis used_memory $redis_mem B; PostgreSQL $pg_size B (reached in $(($(date +%s) - t0)) s)"
+	rec "grow_$want" growth "$want payments waiting on settlement" \
+		"$(cmdline "${gcmd[@]}"); grep VmRSS /proc/PID/status; redis-cli INFO memory; SELECT pg_database_size('rampart')" \
+		"{\"inflight\":$want,\"worker_rss_kb\":$(rss_kb "$GW_PID"),\"api_rss_kb\":$(rss_kb "$API_PID"),\"webhook_rss_kb\":$(rss_kb "$WH_PID"),\"feeengine_rss_kb\":$(rss_kb "$FE_PID"),\"redis_used_memory\":$redis_mem,\"pg_bytes\":$pg_size}"
+done
+stop_pid "$GW_PID" rampart-worker TERM
+
 # ---- 4. BullMQ -----------------------------------------------------------------------------
 step "BullMQ: $N chains of 5 steps, one Node worker, concurrency 50, the same Redis"
 (cd bench/bullmq && timeout 300 npm install --no-package-lock --no-audit --no-fund --silent >"$TMP/npm-bullmq.log" 2>&1) ||
@@ -407,14 +454,14 @@ PY
 if [ "${BENCH_ARTILLERY:-1}" = 0 ]; then
 	echo "(Artillery skipped: BENCH_ARTILLERY=0)"
 elif [ "$QUICK" = 1 ]; then
-	phases='{"config":{"phases":[{"name":"warm-up","duration":5,"arrivalRate":5,"rampTo":60},{"name":"sustained","duration":10,"arrivalRate":60},{"name":"peak","duration":5,"arrivalRate":100}]}}'
-	artillery_run art_original "the original scenario, shortened (QUICK): warm-up 5 s, 60 users/s 10 s, 100 users/s 5 s" "$phases"
-	step_secs=5
+	phases='{"config":{"phases":[{"name":"warm-up","duration":3,"arrivalRate":5,"rampTo":60},{"name":"sustained","duration":6,"arrivalRate":60},{"name":"peak","duration":3,"arrivalRate":100}]}}'
+	artillery_run art_original "the original scenario, shortened (QUICK): warm-up 3 s, 60 users/s 6 s, 100 users/s 3 s" "$phases"
+	step_secs=4
 else
 	artillery_run art_original "the original scenario: warm-up 30 s (5 -> 60 users/s), 60 users/s 60 s, 100 users/s 30 s"
 	step_secs=30
 fi
-for mult in 10 20 50; do
+for mult in ${BENCH_ART_MULTS-10 20 50}; do
 	[ "${BENCH_ARTILLERY:-1}" = 0 ] && break
 	r=$((60 * mult))
 	artillery_run "art_x$mult" "${mult}x the original's sustained rate: $r users/s for ${step_secs} s" \
@@ -439,11 +486,12 @@ resources end
 
 # ---- the older scripts (full runs only: each starts its own servers) -------------------------------
 if [ "$QUICK" = 0 ] && [ "${BENCH_SKIP_OLD:-0}" = 0 ]; then
+	export BENCH_ROUNDS=${BENCH_OLD_ROUNDS:-1}
 	for s in run payments e2e webhooks fees; do
-		step "bench/$s.sh"
-		show sh "bench/$s.sh"
+		step "bench/$s.sh (BENCH_ROUNDS=$BENCH_ROUNDS)"
+		show env BENCH_ROUNDS="$BENCH_ROUNDS" sh "bench/$s.sh"
 		sh "bench/$s.sh" 2>&1 | tee "$TMP/old-$s.out" | grep -E '^ *(==|rounds|[a-zA-Z/ ]+:)' | tail -15 || die "bench/$s.sh failed"
-		rec "old_$s" older "bench/$s.sh" "sh bench/$s.sh" "$(jstr "$(grep -vE '^\$' "$TMP/old-$s.out" | tail -12)")"
+		rec "old_$s" older "bench/$s.sh" "env BENCH_ROUNDS=$BENCH_ROUNDS sh bench/$s.sh" "$(jstr "$(grep -vE '^\$' "$TMP/old-$s.out" | tail -12)")"
 	done
 fi
 
