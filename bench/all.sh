@@ -186,6 +186,15 @@ wait_http_200 "http://127.0.0.1:$FE_ADMIN/readyz" 30 "$FE_PID" || true
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 TICK=$(getconf CLK_TCK)
+# cpu_all: CPU ticks so far of the api, PostgreSQL (the postmaster, the
+# backends it reaped, the live backends), Redis and the fee engine.
+cpu_all() {
+	local pg c
+	pg=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$PG_PID/stat")
+	for c in $(pgrep -P "$PG_PID" || true); do pg=$((pg + $(cpu_ticks "$c"))); done
+	echo "$(cpu_ticks "$API_PID") $pg $(cpu_ticks "$REDIS_PID") $(cpu_ticks "$FE_PID")" \
+		"$(awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat)"
+}
 # resources LABEL: RSS of each daemon, Redis memory, PostgreSQL size.
 resources() {
 	local label=$1 redis_mem pg_size
@@ -235,9 +244,21 @@ rate_run() {
 	fi
 	cmd=("$RATE_BIN" -u "$BASE" "${ARGS[@]}" -r "$r" -d "$s" -c "$c" ${tl:+-T "$tl"})
 	show "${cmd[@]}"
-	RES=$(timeout $((s + 40)) "${cmd[@]}") || die "rate failed: $RES"
+	local c0 c1 t0 t1
+	c0=$(cpu_all) t0=$(date +%s.%N)
+	RES=$(timeout $((s + 40)) /usr/bin/time -f '%U %S' -o "$TMP/rate.time" "${cmd[@]}") || die "rate failed: $RES"
+	c1=$(cpu_all) t1=$(date +%s.%N)
 	echo "   $RES" | cut -c1-400
 	rec "$id" api "$name" "$(cmdline "${cmd[@]}")" "$RES"
+	# Cores busy per process over the run: which one limits it.
+	local cpu
+	cpu=$(awk -v a="$c0" -v b="$c1" -v t0="$t0" -v t1="$t1" -v tick="$TICK" -v g="$(cat "$TMP/rate.time")" 'BEGIN {
+		split(a, x, " "); split(b, y, " "); split(g, z, " "); w = t1 - t0
+		printf "{\"wall_s\":%.2f,\"api\":%.2f,\"postgres\":%.2f,\"redis\":%.2f,\"feeengine\":%.2f,\"generator\":%.2f,\"machine\":%.2f}",
+			w, (y[1] - x[1]) / tick / w, (y[2] - x[2]) / tick / w, (y[3] - x[3]) / tick / w,
+			(y[4] - x[4]) / tick / w, (z[1] + z[2]) / w, (y[5] - x[5]) / tick / w }')
+	echo "   cores busy: $cpu"
+	rec "cpu_$id" cpu "$name" "/proc/PID/stat of each process before and after; /usr/bin/time of the generator" "$cpu"
 }
 
 # probe NAME: one request as rate.c will send it (the template's first

@@ -162,6 +162,24 @@ for name, label in NAMES.items():
               f"**{f2(ratio(d(sid, 'rps'), lim))}** | " + " | ".join(cells) + " | " + " ".join(refs) + " |")
 flush_cmds()
 
+md.append("Cores busy during each saturation run (CPU seconds per second of the run, from "
+          "/proc/PID/stat before and after; the machine has " + ncpu + "): the process near "
+          "one core per thread it runs, or the total "
+          "near " + ncpu + " is what limits the figure. The whole machine's figure includes "
+          "every other process (the shared machine's other users, the pipe to the load generator's "
+          "kernel work); a gap between it and the total is CPU the benchmark did not get.")
+md.append("")
+md.append("| endpoint | api | PostgreSQL | Redis | feeengine | load generator | total | whole machine (/proc/stat) |")
+md.append("|---|---|---|---|---|---|---|---|")
+for name, label in NAMES.items():
+    c = R.get(f"cpu_sat_{name}")
+    if c:
+        x = c["data"]
+        tot = sum(x[k] for k in ("api", "postgres", "redis", "feeengine", "generator"))
+        md.append(f"| `{label}` | {x['api']:.2f} | {x['postgres']:.2f} | {x['redis']:.2f} | "
+                  f"{x['feeengine']:.2f} | {x['generator']:.2f} | {tot:.2f} | {x.get('machine', 0):.2f} |")
+md.append("")
+
 pts = []
 for pct in (25, 50, 75, 90):
     rid = f"rate_payments_{pct}"
