@@ -244,10 +244,27 @@ rate_run() {
 	fi
 	cmd=("$RATE_BIN" -u "$BASE" "${ARGS[@]}" -r "$r" -d "$s" -c "$c" ${tl:+-T "$tl"})
 	show "${cmd[@]}"
-	local c0 c1 t0 t1
+	local c0 c1 t0 t1 perf_pid=""
+	# A system-wide profile of the saturation runs of quotes and payments
+	# (perf, when it works here; BENCH_PERF=0 turns it off).
+	if [ "${BENCH_PERF:-1}" = 1 ] && command -v perf >/dev/null && { [ "$id" = sat_quotes ] || [ "$id" = sat_payments ]; }; then
+		perf record -a -F 499 -o "$TMP/perf-$id.data" -- sleep "$s" >"$TMP/perf-$id.log" 2>&1 &
+		perf_pid=$!
+	fi
 	c0=$(cpu_all) t0=$(date +%s.%N)
 	RES=$(timeout $((s + 40)) /usr/bin/time -f '%U %S' -o "$TMP/rate.time" "${cmd[@]}") || die "rate failed: $RES"
 	c1=$(cpu_all) t1=$(date +%s.%N)
+	if [ -n "$perf_pid" ]; then
+		wait "$perf_pid" || true
+		{
+			echo "\$ perf record -a -F 499 -- sleep $s   (during [$id])"
+			echo "\$ perf report --sort comm --stdio -g none --percent-limit 1"
+			timeout 120 perf report -i "$TMP/perf-$id.data" --sort comm --stdio -g none --percent-limit 1 2>/dev/null | grep -vE '^(#|$)'
+			echo "\$ perf report --sort comm,dso,sym --stdio -g none --percent-limit 0.7"
+			timeout 120 perf report -i "$TMP/perf-$id.data" --sort comm,dso,sym --stdio -g none --percent-limit 0.7 2>/dev/null | grep -vE '^(#|$)' | head -40
+		} >"$TMP/out-perf-$id.txt"
+		rm -f "$TMP/perf-$id.data"
+	fi
 	echo "   $RES" | cut -c1-400
 	rec "$id" api "$name" "$(cmdline "${cmd[@]}")" "$RES"
 	# Cores busy per process over the run: which one limits it.

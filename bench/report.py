@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 recs_path, tmp, out, stamp, quick, seconds, ncpu = sys.argv[1:8]
+os.makedirs(out, exist_ok=True)
 recs = [json.loads(line) for line in open(recs_path) if line.strip()]
 R = {r["id"]: r for r in recs}
 
@@ -179,6 +180,22 @@ for name, label in NAMES.items():
         md.append(f"| `{label}` | {x['api']:.2f} | {x['postgres']:.2f} | {x['redis']:.2f} | "
                   f"{x['feeengine']:.2f} | {x['generator']:.2f} | {tot:.2f} | {x.get('machine', 0):.2f} |")
 md.append("")
+
+for pid in ("sat_quotes", "sat_payments"):
+    pf = f"{tmp}/out-perf-{pid}.txt"
+    if os.path.exists(pf):
+        dst = f"{stamp}-perf-{pid[4:]}.txt"
+        shutil.copy(pf, f"{out}/{dst}")
+        md.append(f"Profile of [{pid}] (perf, whole machine): [{dst}]({dst}); by process:")
+        md.append("")
+        md.append("```")
+        lines = open(pf).read().splitlines()
+        i = 2
+        while i < len(lines) and not lines[i].startswith("$"):
+            md.append(lines[i])
+            i += 1
+        md.append("```")
+        md.append("")
 
 pts = []
 for pct in (25, 50, 75, 90):
@@ -419,7 +436,6 @@ md.append("Overload admission (refusals in under 50 ms, p99 < 1 s for admitted r
           "measured in section 7, not judged here: its fix is a later step.")
 md.append("")
 
-os.makedirs(out, exist_ok=True)
 with open(f"{out}/{stamp}.md", "w") as f:
     f.write("\n".join(md))
 with open(f"{out}/{stamp}.json", "w") as f:
