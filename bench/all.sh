@@ -481,7 +481,8 @@ print(json.dumps({"requests": reqs, "vusers": c.get("vusers.created", 0),
     "vusers_failed": c.get("vusers.failed", 0), "errors": errs, "non2xx": bad,
     "error_rate": (errs + bad) / reqs if reqs else 1.0, "p50_ms": rt.get("median", 0),
     "p95_ms": rt.get("p95", 0), "p99_ms": rt.get("p99", 0), "max_ms": rt.get("max", 0),
-    "rps": a.get("rates", {}).get("http.request_rate", 0), "wall_s": e,
+    "rps": reqs / max(1e-3, (a.get("lastMetricAt", 0) - a.get("firstMetricAt", 0)) / 1000)
+        if a.get("lastMetricAt") else a.get("rates", {}).get("http.request_rate", 0), "wall_s": e,
     "cpu_share": (u + s) / (e * int(sys.argv[3]))}))
 PY
 )
