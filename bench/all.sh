@@ -399,6 +399,49 @@ pipeline() {
 step "pipeline: $N payments, instant mock settlement, all five states, payment.completed webhooks"
 for w in 1 2; do pipeline "$w"; done
 
+# ---- 3b. POST to the payment.completed webhook, at a constant rate ---------------------------------
+# A second api and a worker on their own Redis prefix (the first api's queue
+# still holds the jobs of every payment made above), instant settlement; the
+# receiver measures from the payment's created_at (its POST's transaction) to
+# the receipt of its payment.completed webhook.
+KEYID=$(psql_ -tAc "SELECT api_key_id FROM payments WHERE api_key_id NOT IN ('bench', 'pipe') LIMIT 1")
+[ -n "$KEYID" ] || die "no payment made through the api"
+R2PORT=$(random_free_port)
+"$TMP/receiver" "$R2PORT" data >"$TMP/receiver2.out" 2>&1 &
+remember_pid "$!" receiver TERM
+psql_ -c "INSERT INTO webhook_endpoints (id, api_key_id, url, events, secret)
+	VALUES ('we_' || gen_random_uuid(), '$KEYID', 'http://127.0.0.1:$R2PORT/hook', ARRAY['payment.completed'],
+	'whsec_' || encode(convert_to('bench-secret-24-bytes!!!', 'UTF8'), 'base64'));" >/dev/null
+API2_PORT=$(random_free_port)
+setsid env API_LISTEN="127.0.0.1:$API2_PORT" API_KEYS="$KEY" LOG_LEVEL=warn \
+	RATE_LIMIT_RPS=1000000 RATE_LIMIT_BURST=10000000 REDIS_PREFIX=e2e \
+	bin/rampart-api >"$TMP/api2.log" 2>&1 &
+API2_PID=$!
+remember_pid "$API2_PID" rampart-api TERM
+wait_http_200 "http://127.0.0.1:$API2_PORT/readyz" 30 "$API2_PID"
+ecmd=(env REDIS_PREFIX=e2e METRICS_LISTEN="127.0.0.1:$(random_free_port)" MOCK_SETTLE_MIN_MS=0
+	MOCK_SETTLE_MAX_MS=0 POLL_MIN_MS=0 POLL_MAX_MS=1 WORKER_CONCURRENCY=2048 DB_POOL_SIZE=16 LOG_LEVEL=warn bin/rampart-worker)
+setsid "${ecmd[@]}" >"$TMP/worker-e2e.log" 2>&1 &
+EW_PID=$!
+remember_pid "$EW_PID" rampart-worker TERM
+E2E_RATE=$(awk -v a="${SAT[payments]}" -v b="$(jget "$(tail -n 20 "$REC" | grep '"pipeline_1"')" data.per_s)" \
+	'BEGIN {m = (a < b ? a : b) / 2; printf "%d", m < 1 ? 1 : m}')
+step "end to end: POST /v1/payments at $E2E_RATE req/s for ${SECS}s (half of the lower of payments' saturation and the pipeline), to the payment.completed webhook"
+show "${ecmd[@]}"
+BASE_SAVED=$BASE
+BASE="http://127.0.0.1:$API2_PORT"
+rate_run e2e_rate payments "$E2E_RATE" 64 "$SECS"
+BASE=$BASE_SAVED
+ok=$(jget "$RES" ok)
+got=$(curl -s --max-time 130 "http://127.0.0.1:$R2PORT/wait?n=$ok" | awk '{print $2}')
+read -r _ received _ p50 _ p99 _ max _ <<<"$(curl -s "http://127.0.0.1:$R2PORT/stats" | head -1)"
+echo "   $ok payments accepted, ${got:-0} payment.completed webhooks received: POST -> webhook p50 $p50 ms, p99 $p99 ms, max $max ms"
+rec e2e_webhook pipeline "POST /v1/payments -> payment.completed webhook" \
+	"$(cmdline "${ecmd[@]}"); bench/receiver PORT data (latency from the payment's created_at)" \
+	"{\"rate\":$E2E_RATE,\"accepted\":$ok,\"webhooks\":${received:-0},\"p50_ms\":${p50:-0},\"p99_ms\":${p99:-0},\"max_ms\":${max:-0}}"
+stop_pid "$EW_PID" rampart-worker TERM
+stop_pid "$API2_PID" rampart-api TERM
+
 # ---- 6. growth: payments waiting on a long settlement ------------------------------------------
 # One worker with a one-hour mock settlement (polls every 30-60 s); payments
 # are added until 1,000, 10,000 (and, full runs, 100,000) wait in

@@ -238,6 +238,11 @@ for w in (1, 2):
                   f"{f2(d(rid, 'seconds'))} | **{f0(d(rid, 'per_s'))}** | {f0(4 * d(rid, 'per_s'))} (transitions) | "
                   f"{f2(d(rid, 'webhook_p50_ms'))} / {f2(d(rid, 'webhook_p99_ms'))} ({d(rid, 'webhooks')} received) | "
                   f"worker {f2(d(rid, 'worker_cpu_s'))} CPU-s | worker {f0(d(rid, 'worker_peak_rss_kb'))} kB | {cmd_ref(rid)} |")
+if "e2e_webhook" in R:
+    e = R["e2e_webhook"]["data"]
+    md.append(f"| rampart end to end: `POST /v1/payments` at a constant {e['rate']}/s, 1 worker; "
+              f"latency from the POST to the payment.completed webhook | {f0(e['accepted'])} | | | | "
+              f"**{f2(e['p50_ms'])} / {f2(e['p99_ms'])}** ({e['webhooks']} received; from the payment's created_at) | | | {cmd_ref('e2e_rate')} {cmd_ref('e2e_webhook')} |")
 if "bullmq" in R:
     md.append(f"| {R['bullmq']['label']}, Redis only | {f0(d('bullmq', 'chains'))} | {f2(d('bullmq', 'seconds'))} | "
               f"**{f0(d('bullmq', 'chains_per_s'))}** | {f0(d('bullmq', 'steps_per_s'))} | | | | {cmd_ref('bullmq')} |")
@@ -358,6 +363,21 @@ if "overload_2x" in R:
                       f"{f0(d(rid, 'ok'))} | {f0(d(rid, 'non2xx'))} | {f0(d(rid, 'errors') + d(rid, 'unanswered'))} / {f0(d(rid, 'unsent'))} | "
                       f"{f2(d(rid, 'lat_2xx.p50_ms'))} / {f2(d(rid, 'lat_2xx.p99_ms'))} | "
                       f"{f2(d(rid, 'lat_other.p50_ms'))} / {f2(d(rid, 'lat_other.p99_ms'))} | {cmd_ref(rid)} |")
+    half_tl = f"{tmp}/out-overload-half.tsv"
+    normal = d("rate_payments_50", "lat_2xx.p99_ms")
+    if os.path.exists(half_tl) and normal:
+        rows = [l.split() for l in open(half_tl) if not l.startswith("#")]
+        bound = 2 * normal
+        back = None
+        for i in range(len(rows)):
+            if all(float(r[5]) <= bound for r in rows[i:] if int(r[1]) > 0):
+                back = i
+                break
+        md.append("")
+        md.append(f"Back to normal: per second of the half-rate phase, the p99 of that second's answers "
+                  f"stays at or below twice the 50%-run p99 ({bound:.1f} ms) from second "
+                  f"**{back if back is not None else 'never'}** of that phase on "
+                  f"(per-second p99s: {', '.join(r[5] for r in rows)} ms).")
     if "overload_check" in R:
         md.append("")
         md.append(f"Accepted (2xx) payments: {d('overload_check', 'accepted')}; payment rows created "
