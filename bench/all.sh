@@ -458,14 +458,14 @@ stop_pid "$EW_PID" rampart-worker TERM
 stop_pid "$API2_PID" rampart-api TERM
 
 # ---- 6. growth: payments waiting on a long settlement ------------------------------------------
-# One worker with a one-hour mock settlement (polls every 30-60 s); payments
+# One worker with a one-hour mock settlement (polls every 10 min); payments
 # are added until 1,000, 10,000 (and, full runs, 100,000) wait in
 # ONRAMP_PENDING; at each, the RSS of every daemon, Redis memory, PostgreSQL size.
 GROW_STEPS=${BENCH_GROW_STEPS:-$([ "$QUICK" = 1 ] && echo "1000 10000" || echo "1000 10000 100000")}
 GW_ADMIN=$(random_free_port)
 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" XGROUP CREATE "grow:{payments}:jobs" workers 0 MKSTREAM >/dev/null
 gcmd=(env REDIS_PREFIX=grow METRICS_LISTEN="127.0.0.1:$GW_ADMIN" MOCK_SETTLE_MIN_MS=3600000
-	MOCK_SETTLE_MAX_MS=3600000 POLL_MIN_MS=30000 POLL_MAX_MS=60000 LOG_LEVEL=warn bin/rampart-worker)
+	MOCK_SETTLE_MAX_MS=3600000 POLL_MIN_MS=600000 POLL_MAX_MS=600000 LOG_LEVEL=warn bin/rampart-worker)
 step "growth: payments waiting on a one-hour mock settlement: ${GROW_STEPS// /, }"
 show "${gcmd[@]}"
 setsid "${gcmd[@]}" >"$TMP/worker-grow.log" 2>&1 &
