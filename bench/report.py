@@ -287,22 +287,29 @@ if "art_original" in R:
               "(bench/artillery/original.yml). Artillery runs on the same 2 CPUs; its CPU share is "
               "its user + system time over wall time x CPUs (/usr/bin/time).")
     md.append("")
-    md.append("| run | requests | req/s | p50 ms | p95 ms | p99 ms | errors | Artillery's CPU share | |")
-    md.append("|---|---|---|---|---|---|---|---|---|")
-    md.append("| the original (serverless), published | | 60 sustained, 100 peak | | 287 | 456 | 0.01% | | |")
+    md.append("| run | requests | req/s | users/s achieved | p50 ms | p95 ms | p99 ms | errors | Artillery's CPU share | |")
+    md.append("|---|---|---|---|---|---|---|---|---|---|")
+    md.append("| the original (serverless), published | | 60 sustained, 100 peak | | | 287 | 456 | 0.01% | | |")
     best = None
     for rid in ("art_original", "art_x10", "art_x20", "art_x50"):
         if rid not in R:
             continue
         er = d(rid, "error_rate", 0) * 100
-        md.append(f"| {R[rid]['label']} | {f0(d(rid, 'requests'))} | {f0(d(rid, 'rps'))} | "
+        rps, reqs, vus = d(rid, "rps"), d(rid, "requests"), d(rid, "vusers")
+        ach = vus / (reqs / rps) if rps and reqs and vus else None
+        md.append(f"| {R[rid]['label']} | {f0(reqs)} | {f0(rps)} | {f0(ach)} | "
                   f"{f2(d(rid, 'p50_ms'))} | {f2(d(rid, 'p95_ms'))} | **{f2(d(rid, 'p99_ms'))}** | "
                   f"{er:.3f}% | {d(rid, 'cpu_share', 0) * 100:.0f}% | {cmd_ref(rid)} |")
-        if rid != "art_original" and d(rid, "p99_ms", 1e9) < 287 and d(rid, "error_rate", 1) < 0.0001:
+        if (rid != "art_original" and d(rid, "p99_ms", 1e9) < 287 and d(rid, "error_rate", 1) < 0.0001
+                and ach and ach >= 0.9 * 60 * int(rid[5:])):
             best = rid[5:]
     md.append("")
-    md.append(f"Highest multiple of the original's arrival rate with p99 below the original's p95 "
-              f"(287 ms) and errors below 0.01%: **{best + '×' if best else 'none of 10x, 20x, 50x'}**.")
+    md.append(f"Highest multiple of the original's arrival rate actually offered (users/s achieved at "
+              f"least 90% of the target) with p99 below the original's p95 (287 ms) and errors below "
+              f"0.01%: **{best + '×' if best else 'none of 10x, 20x, 50x'}**. Where the users/s achieved "
+              "fall short of the target, Artillery (one Node process on the same cores) could not "
+              "offer the load: the phase ran longer at a lower rate, and its p99 says nothing about "
+              "the target rate.")
     flush_cmds()
 
 # ---- 6. resources ----
@@ -426,7 +433,7 @@ checks = []
 
 
 def target(name, val, ok):
-    checks.append(f"| {name} | {val} | {'met' if ok else 'MISSED' if ok is not None else 'n/a'} |")
+    checks.append(f"| {name} | {val} | {'met' if ok else 'MISSED' if ok is not None else 'not measured'} |")
 
 
 rq = ratio(d("sat_quotes", "rps"), d("pg_insert", "rps"))
@@ -443,7 +450,13 @@ target("pipeline >= 2x BullMQ chains/s", f2(rb), None if rb is None else rb >= 2
 rw = ratio(d("pipeline_2", "per_s"), d("pipeline_1", "per_s"))
 target("2 workers no slower than 1", f2(rw), None if rw is None else rw >= 1)
 a20 = d("art_x20", "p99_ms")
-target("Artillery at 20x: p99 < 287 ms", f"{f2(a20)} ms", None if a20 is None else a20 < 287)
+a20ach = (d("art_x20", "vusers") / (d("art_x20", "requests") / d("art_x20", "rps"))
+          if d("art_x20", "rps") and d("art_x20", "requests") else None)
+if a20 is not None and a20ach is not None and a20ach < 0.9 * 1200:
+    target("Artillery at 20x (1,200 users/s): p99 < 287 ms",
+           f"p99 {f2(a20)} ms, but Artillery offered only {a20ach:,.0f} users/s", None)
+else:
+    target("Artillery at 20x: p99 < 287 ms", f"{f2(a20)} ms", None if a20 is None else a20 < 287)
 g100 = [r["data"] for r in grow if r["data"]["inflight"] >= 100000]
 if g100:
     mx = max(g100[0][k] for k in ("worker_rss_kb", "api_rss_kb", "webhook_rss_kb", "feeengine_rss_kb"))
