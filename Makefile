@@ -5,7 +5,8 @@
 #   make CC=clang     build with clang
 #   make run          private PostgreSQL + Redis under .run/, migrate, start the daemons
 #   make test         format and banned-function checks, unit tests, integration tests
-#   make bench        benchmarks, each beside a baseline measured in the same run
+#   make bench        benchmarks, each beside a baseline measured in the same run (QUICK=1: < 3 min)
+#   make bench-tools  the constant-rate load generator (build/rel/bench/rate)
 #   make test-compose the image, a pristine-container set-up and docker compose up, for real (root)
 
 CC      ?= cc
@@ -60,7 +61,7 @@ BINS := $(BINDIR)/rampart-api $(if $(WORKER_SRC),$(BINDIR)/rampart-worker) \
 	$(if $(WEBHOOK_SRC),$(BINDIR)/rampart-webhook) \
 	$(if $(wildcard services/feeengine/main.c),$(BINDIR)/rampart-feeengine)
 
-.PHONY: all clean test test-compose unit valgrind components integration test-faults run bench format format-check checksrc check-deps \
+.PHONY: all clean test test-compose unit valgrind components integration test-faults run bench bench-tools format format-check checksrc check-deps \
 	fuzz fuzz-build fuzz-bins fuzz-replay fuzz-smoke tsan
 all: $(BINS)
 
@@ -182,12 +183,18 @@ test-faults: all
 run:
 	sh scripts/run.sh
 
-bench:
-	sh bench/run.sh
-	sh bench/payments.sh
-	sh bench/e2e.sh
-	sh bench/webhooks.sh
-	sh bench/fees.sh
+# One orchestrated run (bench/all.sh): its own PostgreSQL and Redis, the
+# machine's limits, the api at a constant rate, the pipeline, the peers, then
+# bench/run.sh, payments.sh, e2e.sh, webhooks.sh and fees.sh; tables, raw
+# JSON and plots in bench/results/.
+bench: all bench-tools
+	QUICK=$(QUICK) sh bench/all.sh
+
+bench-tools: $(BUILD)/bench/rate
+
+$(BUILD)/bench/rate: bench/rate.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) $(LDFLAGS) -o $@ $< $(shell pkg-config --libs libevent 2>/dev/null)
 
 C_FILES = $(shell git ls-files --cached --others --exclude-standard '*.c' '*.h' 2>/dev/null || find common services tests -name '*.[ch]')
 format:

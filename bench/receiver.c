@@ -6,7 +6,10 @@
  *                  so the bench waits without polling anything;
  *   GET /stats     reports what arrived (count, p50, p99, max, first receipt
  *                  to last, the wall time of the last, a timeline) and starts
- *                  afresh. */
+ *                  afresh.
+ *
+ * With a second argument "data", the latency runs from the created_at inside
+ * the event's data (a payment's creation, i.e. its POST) instead. */
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -26,6 +29,7 @@ static long long last_wall_us;	      /* CLOCK_REALTIME of the last receipt */
 static struct evhttp_request *waiter; /* a GET /wait not answered yet */
 static size_t wait_n;
 static struct event *wait_timer;
+static int from_data; /* measure from data.created_at, not the event's */
 
 static long long clock_us(clockid_t id)
 {
@@ -126,7 +130,12 @@ static void on_req(struct evhttp_request *req, void *arg)
 		len = sizeof(buf) - 1;
 	evbuffer_copyout(in, buf, len);
 	buf[len] = '\0';
-	const char *c = strstr(buf, "\"created_at\":\"");
+	const char *c = buf;
+	if (from_data) {
+		c = strstr(buf, "\"data\":");
+		c = c ? c : buf;
+	}
+	c = strstr(c, "\"created_at\":\"");
 	long long t = c ? parse_ms(c + 14) : -1;
 	if (t > 0 && n < MAX_SAMPLES) {
 		last_us = clock_us(CLOCK_MONOTONIC);
@@ -150,11 +159,13 @@ static void on_term(evutil_socket_t fd, short what, void *arg)
 int main(int argc, char **argv)
 {
 	char *end;
-	long port = argc == 2 ? strtol(argv[1], &end, 10) : 0;
-	if (argc != 2 || *end || port < 1 || port > 65535) {
-		fprintf(stderr, "usage: receiver PORT\n");
+	long port = argc >= 2 ? strtol(argv[1], &end, 10) : 0;
+	if (argc < 2 || argc > 3 || *end || port < 1 || port > 65535 ||
+	    (argc == 3 && strcmp(argv[2], "data") != 0)) {
+		fprintf(stderr, "usage: receiver PORT [data]\n");
 		return 2;
 	}
+	from_data = argc == 3;
 	lat_ms = calloc(MAX_SAMPLES, sizeof(*lat_ms));
 	struct event_base *base = event_base_new();
 	struct evhttp *http = evhttp_new(base);

@@ -2,7 +2,7 @@
 # scripts/deps.sh - installs the Debian packages rampart needs to build, test and run.
 #
 #   sh scripts/deps.sh           build + test + run packages (wrk too: test_ratelimit.py floods with it)
-#   sh scripts/deps.sh --bench   the same (make bench)
+#   sh scripts/deps.sh --bench   the same plus gnuplot-nox, nginx-light and time (make bench)
 #   sh scripts/deps.sh --compose the same plus a Docker engine and debootstrap (make test-compose)
 #
 # As root, missing packages are installed with apt-get (one "apt-get update"
@@ -32,7 +32,7 @@ CMDS=("kubectl:kubernetes-client" "node:nodejs" "npm:npm")
 
 for arg in "$@"; do
 	case $arg in
-	--bench) ;;
+	--bench) PKGS+=(gnuplot-nox nginx-light time) ;;
 	--compose) PKGS+=(docker.io debootstrap git) ;;
 	-h | --help)
 		sed -n '2,10p' "$0"

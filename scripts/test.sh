@@ -74,9 +74,9 @@ step checksrc sh scripts/checksrc.sh
 # clang-format reads stdin when given no files: never let it wait on a terminal.
 step format-check "$MAKE" format-check </dev/null
 step check-deploy bash scripts/check-deploy.sh
-step build-gcc "$MAKE" -j"$JOBS" all components
+step build-gcc "$MAKE" -j"$JOBS" all components bench-tools
 step deploy-compose sh scripts/check-compose.sh bin
-step build-clang "$MAKE" -j"$JOBS" CC=clang BUILD=build/clang BINDIR=build/clang/bin
+step build-clang "$MAKE" -j"$JOBS" CC=clang BUILD=build/clang BINDIR=build/clang/bin all bench-tools
 step build-san "$MAKE" -j"$JOBS" SAN=1 BINDIR=build/san/bin all components
 step build-tsan "$MAKE" -j"$JOBS" tsan
 step build-fuzz "$MAKE" -j"$JOBS" fuzz-build
