@@ -141,6 +141,10 @@ void auth_hook(struct http_req *r, void *loop);
 const struct principal *auth_principal(const struct http_req *r);
 
 /* ---- market.c ---- */
+/* The snapshot's sources in the fee engine's order (feeengine/market.c):
+ * "<name>.as_of" and "<name>.source" are their fields. */
+extern const char *const market_sources[];
+#define N_MARKET_SOURCES 8
 int market_init(struct market *m) __attribute__((warn_unused_result));
 void market_free(struct market *m);
 /* Starts loop 0's once-a-second refresh from Redis. */
@@ -181,6 +185,9 @@ struct payment_input {
 int payments_validate(const json_t *body, const char *idem_key, struct payment_input *in,
 		      struct jv_error *e) __attribute__((warn_unused_result));
 void payments_get(struct http_req *r, void *loop);
+/* The request's {id} when it is a well-formed payment id; else NULL, with
+ * 400 INVALID_ID already answered. */
+const char *payment_id_param(struct http_req *r);
 void payments_list(struct http_req *r, void *loop);
 
 /* ---- webhooks.c ---- */

@@ -13,10 +13,7 @@
 enum { CK_POSTGRES, CK_REDIS, CK_QUEUE, CK_DLQ, CK_WH_QUEUE, CK_WH_DLQ, CK_MARKET, CK_COUNT };
 
 /* The market snapshot's sources (docs/fees.md): <name>.as_of, <name>.source. */
-static const char *const market_sources[] = {"fx",	   "prices",	   "gas.ethereum",
-					     "gas.base",   "gas.polygon",  "gas.arbitrum",
-					     "gas.solana", "status.circle"};
-#define N_SOURCES (sizeof(market_sources) / sizeof(market_sources[0]))
+#define N_SOURCES N_MARKET_SOURCES
 
 struct check {
 	bool done, up;

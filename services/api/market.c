@@ -12,6 +12,10 @@
 #include "common/log.h"
 #include "common/redis.h"
 
+const char *const market_sources[N_MARKET_SOURCES] = {"fx",	    "prices",	    "gas.ethereum",
+						      "gas.base",   "gas.polygon",  "gas.arbitrum",
+						      "gas.solana", "status.circle"};
+
 int market_init(struct market *m)
 {
 	memset(m, 0, sizeof(*m));

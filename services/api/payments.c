@@ -742,17 +742,24 @@ static void get_done(void *arg, const PGresult *res, const char *err)
 	free(text);
 }
 
+const char *payment_id_param(struct http_req *r)
+{
+	const char *id = http_req_param(r, "id");
+	if (id && id_valid("pay", id))
+		return id;
+	http_reply_error(r, 400, "INVALID_ID", "id",
+			 "payment ids look like pay_<uuid>, e.g. "
+			 "pay_2f1c0b7e-6a55-4e0c-9a51-6d1f3b2b1c9e");
+	return NULL;
+}
+
 /* GET /v1/payments/{id} */
 void payments_get(struct http_req *r, void *arg)
 {
 	struct loop *l = arg;
-	const char *id = http_req_param(r, "id");
-	if (!id || !id_valid("pay", id)) {
-		http_reply_error(r, 400, "INVALID_ID", "id",
-				 "payment ids look like pay_<uuid>, e.g. "
-				 "pay_2f1c0b7e-6a55-4e0c-9a51-6d1f3b2b1c9e");
+	const char *id = payment_id_param(r);
+	if (!id)
 		return;
-	}
 	const char *params[] = {id};
 	if (pg_exec(l->pg, l->stmts[STMT_PAYMENT_GET], params, get_done, r) != 0)
 		http_reply_error(r, 503, "SERVICE_UNAVAILABLE", NULL, "database unavailable");

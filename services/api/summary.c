@@ -61,11 +61,6 @@ static const struct {
 	{"fees", "requests", "feeengines"},
 };
 
-/* The market sources in snapshot order (feeengine/market.c). */
-static const char *const market_sources[] = {"fx",	   "prices",	   "gas.ethereum",
-					     "gas.base",   "gas.polygon",  "gas.arbitrum",
-					     "gas.solana", "status.circle"};
-
 /* Payments by state without counting the payments table: every status
  * change writes a payment_history row (from_status, to_status) in the same
  * statement (the api's create, the worker's compare-and-set), so a state's
@@ -201,7 +196,7 @@ json_t *summary_market_json(const char *const *fields, const char *const *values
 	}
 	int64_t as_of = parse_nonneg(field_value(fields, values, n, "snapshot.as_of"));
 	json_object_set_new(out, "as_of", as_of > 0 ? json_integer(as_of) : json_null());
-	for (size_t i = 0; i < sizeof(market_sources) / sizeof(market_sources[0]); i++) {
+	for (size_t i = 0; i < N_MARKET_SOURCES; i++) {
 		snprintf(k, sizeof(k), "%s.source", market_sources[i]);
 		const char *src = field_value(fields, values, n, k);
 		snprintf(k, sizeof(k), "%s.as_of", market_sources[i]);
@@ -569,13 +564,9 @@ static void events_done(void *arg, const PGresult *res, const char *err)
 void payment_events_get(struct http_req *r, void *arg)
 {
 	struct loop *l = arg;
-	const char *id = http_req_param(r, "id");
-	if (!id || !id_valid("pay", id)) {
-		http_reply_error(r, 400, "INVALID_ID", "id",
-				 "payment ids look like pay_<uuid>, e.g. "
-				 "pay_2f1c0b7e-6a55-4e0c-9a51-6d1f3b2b1c9e");
+	const char *id = payment_id_param(r);
+	if (!id)
 		return;
-	}
 	const char *params[] = {id};
 	if (pg_exec(l->pg, l->stmts[STMT_PAYMENT_EVENTS], params, events_done, r) != 0)
 		http_reply_error(r, 503, "SERVICE_UNAVAILABLE", NULL, "database unavailable");
