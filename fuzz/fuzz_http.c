@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
@@ -146,7 +147,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	 * otherwise run out of ephemeral ports in TIME_WAIT. */
 	struct linger lg = {1, 0};
 	FUZZ_CHECK(c >= 0 && setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) == 0);
-	if (connect(c, (struct sockaddr *)&laddr, sizeof(laddr)) != 0) {
+	int rc = connect(c, (struct sockaddr *)&laddr, sizeof(laddr));
+	if (rc != 0 && errno == EINTR) {
+		/* A signal (libFuzzer's timers) interrupted the blocking connect:
+		 * the connection goes on; wait for it and take its outcome. */
+		struct pollfd pw = {.fd = c, .events = POLLOUT};
+		int err = 0;
+		socklen_t len = sizeof(err);
+		while (poll(&pw, 1, -1) < 0 && errno == EINTR)
+			;
+		rc = getsockopt(c, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0 ? 0 : -1;
+	}
+	if (rc != 0) {
 		perror("fuzz_http: connect");
 		abort();
 	}
