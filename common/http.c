@@ -1132,11 +1132,15 @@ static void on_output(struct evbuffer *out, const struct evbuffer_cb_info *info,
 		  LF_I("status", status), LF_S("error", "malformed request (refused by evhttp)"));
 }
 
-/* evhttp's bufferevent for each accepted connection (what evhttp makes by
- * itself), with on_output watching what it writes. */
+/* evhttp's bufferevent for each accepted connection, with on_output
+ * watching what it writes. BEV_OPT_CLOSE_ON_FREE (evhttp's own default is 0)
+ * makes the bufferevent close the socket after deleting its events; with 0,
+ * libevent 2.1's evhttp_connection_free closes the socket first and the
+ * epoll_ctl(DEL) then names a closed descriptor, which another thread's
+ * accept4 may have reused (a race on the descriptor under ThreadSanitizer). */
 static struct bufferevent *conn_bev(struct event_base *base, void *arg)
 {
-	struct bufferevent *bev = bufferevent_socket_new(base, -1, 0);
+	struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
 
 	if (bev != NULL && evbuffer_add_cb(bufferevent_get_output(bev), on_output, arg) == NULL)
 		log_fmt(LOG_WARN, "http: cannot watch a connection's output");
