@@ -93,6 +93,7 @@ struct http_server {
 	struct evhttp *http;
 	void *app;
 	http_auth_hook auth;
+	http_admit_hook admit;
 	struct route_ent *routes;
 	size_t nroutes;
 	struct route_ent nomatch;
@@ -893,6 +894,23 @@ static void allow_list(const struct http_server *s, unsigned mask, char *out, si
 }
 
 /* evhttp generic callback: every request that evhttp parsed. */
+/* 503 for a request its server's admit hook refused (HTTP_SHED routes). */
+static void refuse_overloaded(struct http_req *r, int retry_after)
+{
+	char secs[16];
+
+	metric_inc(metrics_counter("rampart_http_refused_total",
+				   "Requests refused at once with 503 OVERLOADED because a queue "
+				   "they would wait in stands (admission control)",
+				   ""));
+	snprintf(secs, sizeof(secs), "%d", retry_after);
+	http_req_add_header(r, "Retry-After", secs);
+	http_reply_error(r, 503, "OVERLOADED", NULL,
+			 "overloaded: requests are waiting too long for the database; retry after "
+			 "%d s",
+			 retry_after);
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
 	struct http_server *s = arg;
@@ -904,7 +922,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 	struct route_ent *match = NULL;
 	unsigned allow = 0;
 	struct http_req *r;
-	int nsegs;
+	int nsegs, retry_after;
 
 	if (path == NULL)
 		path = "";
@@ -950,6 +968,9 @@ static void on_request(struct evhttp_request *req, void *arg)
 	} else if (match == NULL) {
 		http_reply_error(r, 404, "NOT_FOUND", NULL, "no route for %s %s", r->method,
 				 r->path);
+	} else if ((match->def->flags & HTTP_SHED) && s->admit != NULL &&
+		   (retry_after = s->admit(s->app)) > 0) {
+		refuse_overloaded(r, retry_after);
 	} else if (match->def->flags & HTTP_AUTH) {
 		if (s->auth != NULL) {
 			s->auth(r, s->app);
@@ -1196,6 +1217,11 @@ fail:
 		free(s);
 	}
 	return NULL;
+}
+
+void http_server_set_admit(struct http_server *s, http_admit_hook hook)
+{
+	s->admit = hook;
 }
 
 void http_server_set_auth(struct http_server *s, http_auth_hook hook)

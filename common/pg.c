@@ -10,6 +10,7 @@
 #include <sys/queue.h>
 #include <time.h>
 
+#include "common/admission.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/resolve.h"
@@ -42,6 +43,7 @@ struct pgq {
 	pg_tx_cb txcb;
 	void *arg;
 	uint64_t deadline_us; /* 0 = none */
+	uint64_t submit_us;   /* when it was submitted: its sojourn for admission */
 	int n;		      /* statements */
 	int idx;	      /* statement whose results we are reading; n = awaiting sync */
 	bool got;	      /* a result arrived for statement idx */
@@ -91,6 +93,7 @@ struct pg_pool {
 	uint64_t last_demand_us; /* last reconnect brought forward by a request */
 	char *dns_host;		 /* a host name to resolve before each connect, or NULL */
 	struct resolver *resolver;
+	struct admission admission; /* pg_pool_refusing */
 };
 
 static void conn_connect(struct pg_conn *c);
@@ -135,8 +138,9 @@ static struct pgq *pgq_new(struct pg_pool *p, enum pgq_kind kind, const struct p
 		return NULL;
 	q->kind = kind;
 	q->n = n;
+	q->submit_us = clock_mono_us();
 	if (p->query_timeout_ms > 0)
-		q->deadline_us = clock_mono_us() + (uint64_t)p->query_timeout_ms * 1000u;
+		q->deadline_us = q->submit_us + (uint64_t)p->query_timeout_ms * 1000u;
 	const char **ptrs = (const char **)(void *)&q->stmts[n];
 	size_t nptrs = 0;
 	for (int i = 0; i < n; i++)
@@ -387,8 +391,10 @@ static int submit(struct pg_pool *p, struct pgq *q)
 static void conn_complete_head(struct pg_conn *c, const char *err)
 {
 	struct pgq *q = TAILQ_FIRST(&c->inflight);
+	uint64_t now = clock_mono_us();
 	TAILQ_REMOVE(&c->inflight, q, link);
 	c->ninflight--;
+	admission_observe(&c->pool->admission, now, now - q->submit_us);
 	if (q->kind == Q_PREPARE) {
 		const char *e = err ? err : pgq_error(q);
 		if (e)
@@ -733,6 +739,7 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 	while ((q = TAILQ_FIRST(&p->queue)) != NULL && q->deadline_us && q->deadline_us <= now) {
 		TAILQ_REMOVE(&p->queue, q, link);
 		p->nqueued--;
+		admission_observe(&p->admission, now, now - q->submit_us);
 		pgq_finish(q, "timeout waiting for a database connection");
 	}
 	/* A connection whose oldest statement is overdue is presumed stuck (the
@@ -764,6 +771,7 @@ struct pg_pool *pg_pool_new(struct event_base *base, const struct pg_pool_opts *
 	p->max_pipeline = o->max_pipeline > 0 ? o->max_pipeline : 256;
 	p->query_timeout_ms = o->query_timeout_ms;
 	p->connect_timeout_ms = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 5000;
+	admission_init(&p->admission, o->admission_target_ms, o->admission_interval_ms);
 	p->conninfo = strdup(o->conninfo);
 	p->name = strdup(o->name ? o->name : "pg");
 	/* The server cancels a statement a little before our own deadline, so a
@@ -934,6 +942,22 @@ void pg_pool_stats(const struct pg_pool *p, struct pg_pool_stats *out)
 	}
 	out->queued = p->nqueued;
 	out->reconnects = p->reconnects;
+}
+
+bool pg_pool_refusing(struct pg_pool *p)
+{
+	uint64_t now = clock_mono_us();
+	uint64_t oldest = now;
+	const struct pgq *q;
+
+	if (p->admission.target_us == 0)
+		return false;
+	if ((q = TAILQ_FIRST(&p->queue)) != NULL && q->submit_us < oldest)
+		oldest = q->submit_us;
+	for (int i = 0; i < p->size; i++)
+		if ((q = TAILQ_FIRST(&p->conns[i].inflight)) != NULL && q->submit_us < oldest)
+			oldest = q->submit_us;
+	return admission_refuse(&p->admission, now, now - oldest);
 }
 
 bool pg_pool_ready(const struct pg_pool *p)

@@ -19,9 +19,13 @@ struct api_config {
 	bool webhook_allow_private; /* WEBHOOK_ALLOW_PRIVATE: as the webhook daemon's */
 	long long quote_ttl;
 	int fee_platform_bps, fee_onramp_bps, fee_offramp_bps;
-	int threads;	       /* API_THREADS: event loops; 0 in the env = one per core */
-	int db_pool_size;      /* DB_POOL_SIZE: connections per loop */
-	int db_timeout_ms;     /* DB_QUERY_TIMEOUT_MS */
+	int threads;	   /* API_THREADS: event loops; 0 in the env = one per core */
+	int db_pool_size;  /* DB_POOL_SIZE: connections per loop */
+	int db_timeout_ms; /* DB_QUERY_TIMEOUT_MS */
+	/* API_ADMISSION_TARGET_MS / _INTERVAL_MS: refuse HTTP_SHED routes with
+	 * 503 OVERLOADED while the loop's database queue stands (0 = never). */
+	int admission_target_ms;
+	int admission_interval_ms;
 	int redis_timeout_ms;  /* REDIS_TIMEOUT_MS */
 	int key_cache_seconds; /* API_KEY_CACHE_SECONDS: DB key lookups cached this long */
 	int grace_seconds;     /* SHUTDOWN_GRACE_SECONDS */

@@ -19,18 +19,18 @@
 #define API_CLIENTS_ROOM 10000 /* client connections the open-file limit makes room for */
 
 static const struct http_route routes[] = {
-	{"POST", "/v1/quotes", quotes_create, HTTP_AUTH | HTTP_JSON_BODY},
-	{"GET", "/v1/quotes/{id}", quotes_get, HTTP_AUTH},
-	{"POST", "/v1/payments", payments_create, HTTP_AUTH | HTTP_JSON_BODY},
-	{"GET", "/v1/payments", payments_list, HTTP_AUTH},
-	{"GET", "/v1/payments/{id}", payments_get, HTTP_AUTH},
-	{"GET", "/v1/payments/{id}/events", payment_events_get, HTTP_AUTH},
-	{"GET", "/v1/summary", summary_get, HTTP_AUTH},
-	{"POST", "/v1/webhook_endpoints", webhooks_create, HTTP_AUTH | HTTP_JSON_BODY},
-	{"GET", "/v1/webhook_endpoints", webhooks_list, HTTP_AUTH},
-	{"DELETE", "/v1/webhook_endpoints/{id}", webhooks_delete, HTTP_AUTH},
-	{"GET", "/v1/events/{id}", events_get, HTTP_AUTH},
-	{"POST", "/v1/events/{id}/redeliver", events_redeliver, HTTP_AUTH},
+	{"POST", "/v1/quotes", quotes_create, HTTP_AUTH | HTTP_SHED | HTTP_JSON_BODY},
+	{"GET", "/v1/quotes/{id}", quotes_get, HTTP_AUTH | HTTP_SHED},
+	{"POST", "/v1/payments", payments_create, HTTP_AUTH | HTTP_SHED | HTTP_JSON_BODY},
+	{"GET", "/v1/payments", payments_list, HTTP_AUTH | HTTP_SHED},
+	{"GET", "/v1/payments/{id}", payments_get, HTTP_AUTH | HTTP_SHED},
+	{"GET", "/v1/payments/{id}/events", payment_events_get, HTTP_AUTH | HTTP_SHED},
+	{"GET", "/v1/summary", summary_get, HTTP_AUTH | HTTP_SHED},
+	{"POST", "/v1/webhook_endpoints", webhooks_create, HTTP_AUTH | HTTP_SHED | HTTP_JSON_BODY},
+	{"GET", "/v1/webhook_endpoints", webhooks_list, HTTP_AUTH | HTTP_SHED},
+	{"DELETE", "/v1/webhook_endpoints/{id}", webhooks_delete, HTTP_AUTH | HTTP_SHED},
+	{"GET", "/v1/events/{id}", events_get, HTTP_AUTH | HTTP_SHED},
+	{"POST", "/v1/events/{id}/redeliver", events_redeliver, HTTP_AUTH | HTTP_SHED},
 	{"POST", "/v1/fees/calculate", fees_calculate, HTTP_AUTH | HTTP_JSON_BODY},
 	{"GET", "/health", health_full, 0},
 	{"GET", "/healthz", health_live, 0},
@@ -104,6 +104,16 @@ static void *loop_main(void *arg)
 /* Set-up and teardown                                                      */
 /* ------------------------------------------------------------------------ */
 
+/* Admission (HTTP_SHED routes): while this loop's database queue stands,
+ * new requests are refused with 503 OVERLOADED and Retry-After: 1 instead of
+ * joining the wait (API_ADMISSION_TARGET_MS, docs/operations.md). */
+static int admit_hook(void *arg)
+{
+	struct loop *l = arg;
+
+	return pg_pool_refusing(l->pg) ? 1 : 0;
+}
+
 static int loop_init(struct app *a, struct loop *l, int index)
 {
 	char name[32];
@@ -126,6 +136,8 @@ static int loop_init(struct app *a, struct loop *l, int index)
 				  .max_queue = 10000,
 				  .max_pipeline = 512,
 				  .query_timeout_ms = a->cfg.db_timeout_ms,
+				  .admission_target_ms = a->cfg.admission_target_ms,
+				  .admission_interval_ms = a->cfg.admission_interval_ms,
 				  .connect_timeout_ms = 5000,
 				  .name = name};
 	struct rds_opts ro = {.url = a->cfg.base.redis_url,
@@ -138,6 +150,7 @@ static int loop_init(struct app *a, struct loop *l, int index)
 	if (!l->pg || !l->redis || !l->http)
 		return -1;
 	http_server_set_auth(l->http, auth_hook);
+	http_server_set_admit(l->http, admit_hook);
 	if (auth_loop_init(l) != 0 || quotes_init(l) != 0 || payments_init(l) != 0 ||
 	    webhooks_init(l) != 0 || fees_loop_init(l) != 0 || summary_init(l) != 0)
 		return -1;

@@ -30,6 +30,8 @@ enum http_route_flags {
 				    into a JSON object before the handler runs
 				    (http_req_json); parse errors are answered */
 	HTTP_AUTH = 1 << 1,	 /* run the server's auth hook first */
+	HTTP_SHED = 1 << 2,	 /* may be refused under overload: the admit
+				    hook runs first (before auth) */
 };
 
 struct http_route {
@@ -51,6 +53,14 @@ typedef void (*http_auth_hook)(struct http_req *r, void *app);
 struct http_server *http_server_new(struct event_base *base, const struct http_route *routes,
 				    size_t nroutes, void *app);
 void http_server_set_auth(struct http_server *s, http_auth_hook hook);
+
+/* Called before an HTTP_SHED route (and before its auth hook). Returns 0 to
+ * admit the request, or the seconds a client should wait before retrying:
+ * the server then answers 503 OVERLOADED with that Retry-After at once,
+ * without running anything else for the request. */
+typedef int (*http_admit_hook)(void *app);
+
+void http_server_set_admit(struct http_server *s, http_admit_hook hook);
 
 /* Binds host:port (SO_REUSEADDR, and SO_REUSEPORT when reuseport, so several
  * loops can each own a listener on the same port) and starts accepting.

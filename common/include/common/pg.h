@@ -29,7 +29,12 @@ struct pg_pool_opts {
 	int max_pipeline;	/* statements in flight per connection */
 	int query_timeout_ms;	/* submit-to-result deadline (0 = none) */
 	int connect_timeout_ms; /* per connection attempt */
-	const char *name;	/* for logs and metrics labels, e.g. "api-0"; copied */
+	/* Admission (pg_pool_refusing, common/admission.h): the queueing delay
+	 * (submit to result) above which, held for a whole interval, the pool
+	 * reports that new work should be refused. 0 = never. */
+	int admission_target_ms;
+	int admission_interval_ms;
+	const char *name; /* for logs and metrics labels, e.g. "api-0"; copied */
 };
 
 /* res: the statement's result (PGRES_TUPLES_OK / PGRES_COMMAND_OK), or the
@@ -129,6 +134,13 @@ void pg_pool_stats(const struct pg_pool *p, struct pg_pool_stats *out);
 
 /* True when at least one connection is ready. */
 bool pg_pool_ready(const struct pg_pool *p);
+
+/* True while the pool's queue stands (admission.h): every statement that
+ * finished during the last admission interval waited longer than the
+ * target, or none finished and the oldest one waiting is older than that.
+ * A caller that can refuse work (an HTTP 503) should refuse it now rather
+ * than add to the wait. Always false without an admission target. */
+bool pg_pool_refusing(struct pg_pool *p);
 
 /* The SQLSTATE of a server error result, or "" (borrowed). */
 const char *pg_sqlstate(const PGresult *res);
