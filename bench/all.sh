@@ -321,9 +321,12 @@ for name in quotes payments get_payment list_payments fees healthz; do
 	probe "$name"
 	step "api: $name, closed loop (saturation), $CONNS connections, ${SECS}s"
 	rate_run "sat_$name" "$name" 0 "$CONNS" "$SECS"
-	SAT[$name]=$(jget "$RES" rps)
-	[ "$(jget "$RES" non2xx)" = 0 ] && [ "$(jget "$RES" errors)" = 0 ] ||
-		die "$name answered errors at saturation (see $TMP/api.log)"
+	# Saturation counts answered 2xx only: the api may refuse some requests
+	# with 503 OVERLOADED (admission control) when its database queue stands.
+	SAT[$name]=$(awk -v ok="$(jget "$RES" ok)" -v t="$(jget "$RES" elapsed_s)" 'BEGIN {printf "%.1f", ok / t}')
+	[ "$(jget "$RES" errors)" = 0 ] && [ "$(jget "$RES" unanswered)" = 0 ] ||
+		die "$name: errors or unanswered requests at saturation (see $TMP/api.log)"
+	[ "$(jget "$RES" non2xx)" = 0 ] || say "   $(jget "$RES" non2xx) refused (non-2xx) at saturation"
 	pcts="25 50 75"
 	[ "$name" = payments ] && pcts="25 50 75 90"
 	for pct in $pcts; do
