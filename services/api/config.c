@@ -72,7 +72,7 @@ int api_config_load(struct api_config *c)
 		{"FEE_ONRAMP_BPS", 70, 0, 10000, &c->fee_onramp_bps},
 		{"FEE_OFFRAMP_BPS", 50, 0, 10000, &c->fee_offramp_bps},
 		{"API_THREADS", 0, 0, 256, &c->threads},
-		{"DB_POOL_SIZE", 2, 1, 64, &c->db_pool_size},
+		{"DB_POOL_SIZE", 4, 1, 64, &c->db_pool_size},
 		{"DB_QUERY_TIMEOUT_MS", 5000, 10, 600000, &c->db_timeout_ms},
 		{"API_ADMISSION_TARGET_MS", 50, 0, 600000, &c->admission_target_ms},
 		{"API_ADMISSION_INTERVAL_MS", 100, 1, 600000, &c->admission_interval_ms},
