@@ -20,8 +20,10 @@
 # then (full runs only) the older scripts: run.sh, payments.sh, e2e.sh,
 # webhooks.sh, fees.sh, each with its own servers.
 #
-# QUICK=1: short steps and fewer payments (< 3 minutes); knobs BENCH_SECONDS,
+# QUICK=1: short steps, fewer payments, only the 50% constant-rate run per
+# endpoint, Artillery at 20x only, no perf profiles (< 3 minutes); knobs BENCH_SECONDS,
 # BENCH_PAYMENTS, BENCH_OVER_SECONDS, BENCH_ARTILLERY=0 (skip it), BENCH_ART_MULTS ("10 20 50"),
+# BENCH_PERF=0|1 (profiles of the quotes and payments saturation runs),
 # BENCH_SKIP_OLD=1, BENCH_OLD_ROUNDS (1: rounds of each older script),
 # BENCH_RESULTS (the output folder), BENCH_KEEP=1.
 if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
@@ -76,7 +78,17 @@ d = json.loads(sys.argv[1])
 for k in sys.argv[2].split("."): d = d[k]
 print(d)' "$1" "$2"; }
 cmdline() { show "$@" | sed 's/^\$ //'; }
-step() { echo; echo "== $*"; }
+# step TITLE: prints the title and notes, in $TMP/steps.tsv, how long the
+# previous step took (the report's last table).
+STEP_T=$(date +%s.%N) STEP_NAME="start-up and set-up"
+step() {
+	local now
+	now=$(date +%s.%N)
+	printf '%s\t%.1f\n' "$STEP_NAME" "$(awk -v a="$STEP_T" -v b="$now" 'BEGIN {print b - a}')" >>"$TMP/steps.tsv"
+	STEP_T=$now STEP_NAME=$*
+	echo
+	echo "== $*"
+}
 
 PGB=("$PGBIN/pgbench" -n -M prepared -c "$CONNS" -j 2 -T "$SECS" -h 127.0.0.1 -p "$PG_PORT" -U rampart)
 # pgbench_run ID LABEL SCRIPT: one pgbench run, p99 from its -l log.
@@ -262,7 +274,7 @@ rate_run() {
 	local c0 c1 t0 t1 perf_pid=""
 	# A system-wide profile of the saturation runs of quotes and payments
 	# (perf, when it works here; BENCH_PERF=0 turns it off).
-	if [ "${BENCH_PERF:-1}" = 1 ] && command -v perf >/dev/null && { [ "$id" = sat_quotes ] || [ "$id" = sat_payments ]; }; then
+	if [ "${BENCH_PERF:-$((1 - QUICK))}" = 1 ] && command -v perf >/dev/null && { [ "$id" = sat_quotes ] || [ "$id" = sat_payments ]; }; then
 		perf record -a -F 499 -o "$TMP/perf-$id.data" -- sleep "$s" >"$TMP/perf-$id.log" 2>&1 &
 		perf_pid=$!
 	fi
@@ -329,6 +341,7 @@ for name in quotes payments get_payment list_payments fees healthz; do
 	[ "$(jget "$RES" non2xx)" = 0 ] || say "   $(jget "$RES" non2xx) refused (non-2xx) at saturation"
 	pcts="25 50 75"
 	[ "$name" = payments ] && pcts="25 50 75 90"
+	[ "$QUICK" = 1 ] && pcts=50 # the percentile the targets name
 	for pct in $pcts; do
 		r=$(awk -v s="${SAT[$name]}" -v p="$pct" 'BEGIN {printf "%d", s * p / 100}')
 		step "api: $name at a constant $r req/s ($pct% of saturation), ${SECS}s"
@@ -568,7 +581,7 @@ else
 	artillery_run art_original "the original scenario: warm-up 30 s (5 -> 60 users/s), 60 users/s 60 s, 100 users/s 30 s"
 	step_secs=30
 fi
-for mult in ${BENCH_ART_MULTS-10 20 50}; do
+for mult in ${BENCH_ART_MULTS-$([ "$QUICK" = 1 ] && echo 20 || echo 10 20 50)}; do
 	[ "${BENCH_ARTILLERY:-1}" = 0 ] && break
 	r=$((60 * mult))
 	artillery_run "art_x$mult" "${mult}x the original's sustained rate: $r users/s for ${step_secs} s" \

@@ -487,6 +487,17 @@ md.append("|---|---|---|")
 md.extend(checks)
 md.append("")
 
+steps_tsv = f"{tmp}/steps.tsv"
+if os.path.exists(steps_tsv):
+    md.append("## Where the time went")
+    md.append("")
+    md.append("| step | seconds |")
+    md.append("|---|---|")
+    for ln in open(steps_tsv):
+        name, secs = ln.rstrip("\n").rsplit("\t", 1)
+        md.append(f"| {name} | {secs} |")
+    md.append("")
+
 with open(f"{out}/{stamp}.md", "w") as f:
     f.write("\n".join(md))
 with open(f"{out}/{stamp}.json", "w") as f:
