@@ -62,7 +62,8 @@ static PGconn *connect_db(const char *database_url)
 /* Runs one parameterised statement; NULL (and a message) on failure. */
 static PGresult *run(PGconn *c, const char *sql, int n, const char *const *params)
 {
-	PGresult *res = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+	PGresult *res;
+	res = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0); /* checksrc:allow CLI */
 	ExecStatusType st = PQresultStatus(res);
 	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
 		fprintf(stderr, "rampart-api keys: %s", PQerrorMessage(c));
