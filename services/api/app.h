@@ -8,11 +8,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/chain_route.h"
 #include "common/clock.h"
 #include "common/http.h"
 #include "common/json.h"
 #include "common/money.h"
-#include "common/route.h"
 #include "config.h"
 
 struct event_base;

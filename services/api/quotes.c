@@ -211,7 +211,7 @@ void quotes_create(struct http_req *r, void *arg)
 		return;
 	}
 	/* The chain: the fee engine's router on the snapshot's market data
-	 * (common/route.h), as POST /v1/fees/calculate would pick it. */
+	 * (common/chain_route.h), as POST /v1/fees/calculate would pick it. */
 	char why[256];
 	q.chain = market_chain(&a->market, q.amount, q.from, q.to, from_usd,
 			       strcmp(q.priority, "express") == 0, why, sizeof(why));
