@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/pg.h"
+#include "common/pgrow.h"
 #include "common/redis.h"
 
 #define MAX_KEY_LEN    256
@@ -522,13 +523,22 @@ static void key_lookup_done(void *arg, const PGresult *res, const char *err)
 		free(kl);
 		return;
 	}
+	static const char *const cols[] = {"id"};
+	struct pgrow c;
+	if (pgrow_map(&c, res, cols, 1) != 0) {
+		log_event(LOG_ERROR, "api key lookup: unexpected result",
+			  LF_S("request_id", http_req_id(r)), LF_S("error", c.err));
+		http_reply_error(r, 503, "SERVICE_UNAVAILABLE", NULL, "cannot verify the API key");
+		free(kl);
+		return;
+	}
 	struct keyslot *s = keycache_slot(l->keys, kl->hash);
 	memcpy(s->hash, kl->hash, 32);
 	s->used = true;
-	s->valid = PQntuples(res) == 1;
+	s->valid = pgrow_count(&c) == 1;
 	s->expires_us = clock_mono_us() + (uint64_t)l->app->cfg.key_cache_seconds * 1000000u;
 	if (s->valid)
-		snprintf(s->key_id, sizeof(s->key_id), "%s", PQgetvalue(res, 0, 0));
+		snprintf(s->key_id, sizeof(s->key_id), "%s", pgrow_text(&c, 0, 0));
 	free(kl);
 	if (!s->valid)
 		unauthorized(r, "unknown or revoked API key");

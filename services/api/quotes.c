@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/pg.h"
+#include "common/pgrow.h"
 
 /* Concurrent quote inserts are merged into one statement over arrays: one
  * round trip and one commit for a whole loop iteration's worth of quotes. */
@@ -25,11 +26,36 @@ static const char insert_sql[] =
 #define INSERT_COLS 16
 
 static const char get_sql[] =
-	"SELECT id, amount, currency, payout_currency, exchange_rate::text, platform_fee,"
-	" onramp_fee, offramp_fee, total_fees, guaranteed_payout, chain, priority, rate_source,"
-	" (extract(epoch FROM created_at) * 1000)::bigint,"
-	" (extract(epoch FROM expires_at) * 1000)::bigint"
+	"SELECT id, amount, currency, payout_currency, exchange_rate::text AS exchange_rate,"
+	" platform_fee, onramp_fee, offramp_fee, total_fees, guaranteed_payout, chain, priority,"
+	" rate_source, (extract(epoch FROM created_at) * 1000)::bigint AS created_ms,"
+	" (extract(epoch FROM expires_at) * 1000)::bigint AS expires_ms"
 	" FROM quotes WHERE id = $1";
+
+/* get_sql's columns, read by name (common/pgrow.h). */
+enum {
+	QC_ID,
+	QC_AMOUNT,
+	QC_CURRENCY,
+	QC_PAYOUT_CURRENCY,
+	QC_RATE,
+	QC_PLATFORM_FEE,
+	QC_ONRAMP_FEE,
+	QC_OFFRAMP_FEE,
+	QC_TOTAL_FEES,
+	QC_PAYOUT,
+	QC_CHAIN,
+	QC_PRIORITY,
+	QC_RATE_SOURCE,
+	QC_CREATED_MS,
+	QC_EXPIRES_MS,
+	QC_N
+};
+static const char *const get_cols[QC_N] = {
+	"id",		"amount",     "currency",    "payout_currency", "exchange_rate",
+	"platform_fee", "onramp_fee", "offramp_fee", "total_fees",	"guaranteed_payout",
+	"chain",	"priority",   "rate_source", "created_ms",	"expires_ms",
+};
 
 struct quote {
 	char id[ID_MAX];
@@ -274,25 +300,31 @@ static void get_done(void *arg, const PGresult *res, const char *err)
 				 http_req_param(r, "id"));
 		return;
 	}
-	snprintf(q.id, sizeof(q.id), "%s", PQgetvalue(res, 0, 0));
-	q.amount = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-	q.from = money_currency(PQgetvalue(res, 0, 2));
-	q.to = money_currency(PQgetvalue(res, 0, 3));
-	if (!q.from || !q.to || money_rate_parse(PQgetvalue(res, 0, 4), &q.rate) != MONEY_OK) {
+	struct pgrow c;
+	if (pgrow_map(&c, res, get_cols, QC_N) != 0) {
+		log_event(LOG_ERROR, "quote lookup: unexpected result", LF_S("error", c.err));
+		http_reply_error(r, 500, "INTERNAL_ERROR", NULL, "stored quote is unreadable");
+		return;
+	}
+	snprintf(q.id, sizeof(q.id), "%s", pgrow_text(&c, 0, QC_ID));
+	q.from = money_currency(pgrow_text(&c, 0, QC_CURRENCY));
+	q.to = money_currency(pgrow_text(&c, 0, QC_PAYOUT_CURRENCY));
+	q.chain = pgrow_text(&c, 0, QC_CHAIN);
+	q.priority = pgrow_text(&c, 0, QC_PRIORITY);
+	q.rate_source = pgrow_text(&c, 0, QC_RATE_SOURCE);
+	if (!q.from || !q.to || money_rate_parse(pgrow_text(&c, 0, QC_RATE), &q.rate) != MONEY_OK ||
+	    !pgrow_int64(&c, 0, QC_AMOUNT, &q.amount) ||
+	    !pgrow_int64(&c, 0, QC_PLATFORM_FEE, &q.m.platform_fee) ||
+	    !pgrow_int64(&c, 0, QC_ONRAMP_FEE, &q.m.onramp_fee) ||
+	    !pgrow_int64(&c, 0, QC_OFFRAMP_FEE, &q.m.offramp_fee) ||
+	    !pgrow_int64(&c, 0, QC_TOTAL_FEES, &q.m.total_fees) ||
+	    !pgrow_int64(&c, 0, QC_PAYOUT, &q.m.payout) ||
+	    !pgrow_int64(&c, 0, QC_CREATED_MS, &q.created_ms) ||
+	    !pgrow_int64(&c, 0, QC_EXPIRES_MS, &q.expires_ms)) {
 		log_event(LOG_ERROR, "stored quote is unreadable", LF_S("quote_id", q.id));
 		http_reply_error(r, 500, "INTERNAL_ERROR", NULL, "stored quote is unreadable");
 		return;
 	}
-	q.m.platform_fee = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
-	q.m.onramp_fee = strtoll(PQgetvalue(res, 0, 6), NULL, 10);
-	q.m.offramp_fee = strtoll(PQgetvalue(res, 0, 7), NULL, 10);
-	q.m.total_fees = strtoll(PQgetvalue(res, 0, 8), NULL, 10);
-	q.m.payout = strtoll(PQgetvalue(res, 0, 9), NULL, 10);
-	q.chain = PQgetvalue(res, 0, 10);
-	q.priority = PQgetvalue(res, 0, 11);
-	q.rate_source = PQgetvalue(res, 0, 12);
-	q.created_ms = strtoll(PQgetvalue(res, 0, 13), NULL, 10);
-	q.expires_ms = strtoll(PQgetvalue(res, 0, 14), NULL, 10);
 	quote_set_text(&q);
 	http_reply_json(r, 200, quote_json(&q));
 }

@@ -6,6 +6,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/pg.h"
+#include "common/pgrow.h"
 #include "worker.h"
 
 #define CLEANUP_BATCH	    "1000"
@@ -20,7 +21,12 @@ static const char cleanup_sql[] =
 	" k AS (DELETE FROM idempotency_keys WHERE (api_key_id, key) IN ("
 	"  SELECT api_key_id, key FROM idempotency_keys WHERE expires_at < now()"
 	"  LIMIT $1::int FOR UPDATE SKIP LOCKED) RETURNING 1)"
-	" SELECT (SELECT count(*) FROM q), (SELECT count(*) FROM k)";
+	" SELECT (SELECT count(*) FROM q) AS quotes_deleted,"
+	" (SELECT count(*) FROM k) AS keys_deleted";
+
+/* cleanup_sql's columns, read by name (common/pgrow.h). */
+enum { CC_QUOTES, CC_KEYS, CC_N };
+static const char *const cleanup_cols[CC_N] = {"quotes_deleted", "keys_deleted"};
 
 static struct metric *m_cleaned;
 static bool cleanup_busy;
@@ -36,8 +42,14 @@ static void cleanup_done(void *arg, const PGresult *res, const char *err)
 		log_event(LOG_WARN, "quote cleanup failed", LF_S("error", err));
 		return;
 	}
-	long n = strtol(PQgetvalue(res, 0, 0), NULL, 10);
-	long keys = strtol(PQgetvalue(res, 0, 1), NULL, 10);
+	struct pgrow c;
+	int64_t n, keys;
+	if (pgrow_map(&c, res, cleanup_cols, CC_N) != 0 || pgrow_count(&c) != 1 ||
+	    !pgrow_int64(&c, 0, CC_QUOTES, &n) || !pgrow_int64(&c, 0, CC_KEYS, &keys)) {
+		log_event(LOG_ERROR, "quote cleanup: unexpected result",
+			  LF_S("error", c.err[0] ? c.err : "not one row of two counts"));
+		return;
+	}
 	if (n > 0) {
 		metric_add(m_cleaned, (uint64_t)n);
 		log_event(LOG_INFO, "expired quotes deleted", LF_I("count", n));

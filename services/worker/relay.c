@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/pg.h"
+#include "common/pgrow.h"
 #include "common/redis.h"
 #include "worker.h"
 
@@ -56,14 +57,25 @@ static struct metric *m_overdue;
 static bool relay_busy, overdue_busy;
 static int overdue_batches;
 
+/* relay_sql's and overdue_sql's columns, read by name (common/pgrow.h). */
+enum { RC_ID, RC_STATUS, RC_N };
+static const char *const relay_cols[RC_N] = {"id", "status"};
+
 /* XADDs the first step of each returned (id, status); returns how many. */
 static int requeue_rows(struct worker *w, const PGresult *res, const char *pass)
 {
 	int n = 0;
-	for (int i = 0; i < PQntuples(res); i++) {
+	struct pgrow c;
+	if (pgrow_map(&c, res, relay_cols, RC_N) != 0) {
+		log_event(LOG_ERROR, "relay: unexpected result", LF_S("error", c.err),
+			  LF_S("pass", pass));
+		return 0;
+	}
+	for (int i = 0; i < pgrow_count(&c); i++) {
 		enum pay_state st;
-		const char *id = PQgetvalue(res, i, 0);
-		if (pay_state_parse(PQgetvalue(res, i, 1), &st) != 0 || pay_state_step(st) < 0)
+		const char *id = pgrow_text(&c, i, RC_ID);
+		const char *status = pgrow_text(&c, i, RC_STATUS);
+		if (pay_state_parse(status, &st) != 0 || pay_state_step(st) < 0)
 			continue;
 		struct job_field f[] = {
 			{"payment_id", id},
@@ -78,7 +90,7 @@ static int requeue_rows(struct worker *w, const PGresult *res, const char *pass)
 		}
 		n++;
 		log_event(LOG_INFO, "relayed a stalled payment", LF_S("payment_id", id),
-			  LF_S("status", PQgetvalue(res, i, 1)), LF_S("pass", pass));
+			  LF_S("status", status), LF_S("pass", pass));
 	}
 	return n;
 }
