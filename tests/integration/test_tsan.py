@@ -5,7 +5,7 @@ read them back, list, ask for fees and metrics, while the market snapshot's
 FX rates change under them (loop 0 republishes the shared FX table every
 second) and every request goes through the one shared rate limiter. Any
 ThreadSanitizer report fails the test, except a race inside
-ratelimit_take (services/api/auth.c, being rewritten separately for issue
+ratelimit_take (services/api/ratelimit.c, being rewritten separately for issue
 13 section 1): such reports are printed and tolerated, nothing else is."""
 
 import os
@@ -23,7 +23,7 @@ from rampart_it import REPO, Api, api_env, request, stop_process, wait_for
 TSAN_BIN = Path(os.environ.get("RAMPART_TSAN_BIN", REPO / "build" / "tsan" / "bin"))
 DURATION = float(os.environ.get("TSAN_SECONDS", "12"))
 CLIENTS = 24
-TOLERATED = ("ratelimit_take",)  # the known race of issue 13 section 1 (auth.c)
+TOLERATED = ("ratelimit_take",)  # the known race of issue 13 section 1 (ratelimit.c)
 
 
 def fd_reuse_report(r: str) -> bool:
@@ -149,7 +149,7 @@ def test_api_threads_under_tsan(private_pg, redis, workdir):
     print(f"under TSan: {counts}; {len(reports)} report(s), {len(tolerated)} in ratelimit_take;"
           f" errors {errors[:3]}")
     for r in tolerated[:2]:
-        print("TOLERATED (issue 13 section 1, auth.c):\n" + r)
+        print("TOLERATED (issue 13 section 1, ratelimit.c):\n" + r)
     assert not other, f"{len(other)} ThreadSanitizer report(s):\n" + "\n".join(other[:5])
     assert rc == 0, f"the TSan api exited with {rc}\n{api.logs(60)}"
     assert not errors, errors[:10]
