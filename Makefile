@@ -19,7 +19,11 @@ CPPFLAGS += -D_GNU_SOURCE -Icommon/include $(shell pkg-config --cflags $(PKGS) 2
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 # Header dependencies: each compile writes its target's .d beside it (the
 # headers it actually included), which the -include at the end reads back.
-DEPFLAGS = -MMD -MP -MF $@.d
+# The compiler writes it to a temporary name; POSTCOMPILE renames it and
+# touches the target, so the target is never older than its .d (clang writes
+# the .d after the object, which would rebuild it every time).
+DEPFLAGS = -MMD -MP -MF $@.d.tmp
+POSTCOMPILE = @mv -f $@.d.tmp $@.d && touch $@
 
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -74,6 +78,7 @@ all: $(BINS)
 $(BUILD)/%.o: %.c $(BUILD)/%.o.d
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) $(DEPFLAGS) -c -o $@ $<
+	$(POSTCOMPILE)
 
 # Migrations are embedded in the binary as C strings.
 $(BUILD)/gen/migrations.c: $(MIGRATIONS) scripts/embed-migrations.sh
@@ -125,10 +130,12 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/tests/%.d $(BUILD)/libcommon.a $(LIB_O
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(TEST_INC) $(CFLAGS) $(WARN) $(DEPFLAGS) $(LDFLAGS) -o $@ $< \
 		$(LIB_OBJ) $(BUILD)/libcommon.a $(LDLIBS) -lcmocka
+	$(POSTCOMPILE)
 
 $(BUILD)/tests/component/%: tests/component/%.c $(BUILD)/tests/component/%.d $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) $(DEPFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libcommon.a $(LDLIBS) -lcmocka
+	$(POSTCOMPILE)
 
 components: $(COMP_BIN)
 
@@ -140,6 +147,7 @@ $(BUILD)/fuzz/%: fuzz/%.c $(BUILD)/fuzz/%.d $(BUILD)/libcommon.a $(LIB_OBJ)
 	$(CC) $(CPPFLAGS) $(TEST_INC) -Ifuzz \
 		$(CFLAGS) $(WARN) $(DEPFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< $(LIB_OBJ) \
 		$(BUILD)/libcommon.a $(LDLIBS)
+	$(POSTCOMPILE)
 
 fuzz-bins: $(FUZZ_BIN)
 
@@ -205,6 +213,7 @@ bench-tools: $(BUILD)/bench/rate
 $(BUILD)/bench/rate: bench/rate.c $(BUILD)/bench/rate.d
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) $(DEPFLAGS) $(LDFLAGS) -o $@ $< $(shell pkg-config --libs libevent 2>/dev/null)
+	$(POSTCOMPILE)
 
 # The compilation database clangd and other editors read: one entry per C
 # file, with the flags the rules above use (no bear needed). Git-ignored.
