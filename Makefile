@@ -8,6 +8,7 @@
 #   make bench        benchmarks, each beside a baseline measured in the same run (QUICK=1: < 3 min)
 #   make bench-tools  the constant-rate load generator (build/rel/bench/rate)
 #   make test-compose the image, a pristine-container set-up and docker compose up, for real (root)
+#   make compile_commands.json   the compilation database for editors (clangd), from these flags
 
 CC      ?= cc
 PKGS    := libevent libevent_pthreads hiredis jansson libcurl libpq openssl
@@ -16,6 +17,13 @@ WARN    := -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototy
 CFLAGS  ?= -O2 -g
 CPPFLAGS += -D_GNU_SOURCE -Icommon/include $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+# Header dependencies: each compile writes its target's .d beside it (the
+# headers it actually included), which the -include at the end reads back.
+# The compiler writes it to a temporary name; POSTCOMPILE renames it and
+# touches the target, so the target is never older than its .d (clang writes
+# the .d after the object, which would rebuild it every time).
+DEPFLAGS = -MMD -MP -MF $@.d.tmp
+POSTCOMPILE = @mv -f $@.d.tmp $@.d && touch $@
 
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -61,13 +69,16 @@ BINS := $(BINDIR)/rampart-api $(if $(WORKER_SRC),$(BINDIR)/rampart-worker) \
 	$(if $(WEBHOOK_SRC),$(BINDIR)/rampart-webhook) \
 	$(if $(wildcard services/feeengine/main.c),$(BINDIR)/rampart-feeengine)
 
-.PHONY: all clean test test-compose unit valgrind components integration test-faults run bench bench-tools format format-check checksrc check-deps \
-	fuzz fuzz-build fuzz-bins fuzz-replay fuzz-smoke tsan
+.PHONY: all clean test test-compose unit unit-bins valgrind components integration test-faults run bench bench-tools format format-check checksrc check-deps \
+	fuzz fuzz-build fuzz-bins fuzz-replay fuzz-smoke tsan compile_commands.json
 all: $(BINS)
 
-$(BUILD)/%.o: %.c $(wildcard common/include/common/*.h) $(wildcard services/*/*.h)
+# An object whose .d is missing (first build, or built before .d files
+# existed) is rebuilt: see DEP_FILES at the end.
+$(BUILD)/%.o: %.c $(BUILD)/%.o.d
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) $(DEPFLAGS) -c -o $@ $<
+	$(POSTCOMPILE)
 
 # Migrations are embedded in the binary as C strings.
 $(BUILD)/gen/migrations.c: $(MIGRATIONS) scripts/embed-migrations.sh
@@ -114,25 +125,29 @@ $(BINDIR)/rampart-feeengine: $(FEE_OBJ) $(BUILD)/libcommon.a
 
 # Unit tests link the common library and the services' modules (not main).
 LIB_OBJ := $(filter-out %/main.o,$(API_OBJ) $(WORKER_OBJ) $(WEBHOOK_OBJ) $(FEE_OBJ))
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libcommon.a $(LIB_OBJ)
+TEST_INC := -Iservices/api -Iservices/worker -Iservices/webhook -Iservices/feeengine
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/tests/%.d $(BUILD)/libcommon.a $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Iservices/api -Iservices/worker -Iservices/webhook -Iservices/feeengine $(CFLAGS) $(WARN) $(LDFLAGS) -o $@ $< \
+	$(CC) $(CPPFLAGS) $(TEST_INC) $(CFLAGS) $(WARN) $(DEPFLAGS) $(LDFLAGS) -o $@ $< \
 		$(LIB_OBJ) $(BUILD)/libcommon.a $(LDLIBS) -lcmocka
+	$(POSTCOMPILE)
 
-$(BUILD)/tests/component/%: tests/component/%.c $(BUILD)/libcommon.a
+$(BUILD)/tests/component/%: tests/component/%.c $(BUILD)/tests/component/%.d $(BUILD)/libcommon.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) $(LDFLAGS) -o $@ $< $(BUILD)/libcommon.a $(LDLIBS) -lcmocka
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) $(DEPFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libcommon.a $(LDLIBS) -lcmocka
+	$(POSTCOMPILE)
 
 components: $(COMP_BIN)
 
 # libFuzzer harnesses (fuzz/fuzz_*.c) link the same objects as the unit tests.
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
-$(BUILD)/fuzz/%: fuzz/%.c fuzz/fuzz.h $(BUILD)/libcommon.a $(LIB_OBJ)
+$(BUILD)/fuzz/%: fuzz/%.c $(BUILD)/fuzz/%.d $(BUILD)/libcommon.a $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Iservices/api -Iservices/worker -Iservices/webhook -Iservices/feeengine -Ifuzz \
-		$(CFLAGS) $(WARN) -fsanitize=fuzzer,address,undefined -o $@ $< $(LIB_OBJ) \
+	$(CC) $(CPPFLAGS) $(TEST_INC) -Ifuzz \
+		$(CFLAGS) $(WARN) $(DEPFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< $(LIB_OBJ) \
 		$(BUILD)/libcommon.a $(LDLIBS)
+	$(POSTCOMPILE)
 
 fuzz-bins: $(FUZZ_BIN)
 
@@ -155,6 +170,9 @@ fuzz-replay: fuzz-build
 # The api under ThreadSanitizer, for tests/integration/test_tsan.py.
 tsan:
 	$(MAKE) TSAN=1 CC=clang BUILD=build/tsan BINDIR=build/tsan/bin build/tsan/bin/rampart-api
+
+# Builds the unit tests without running them (the clang step of make test).
+unit-bins: $(UNIT_BIN)
 
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
@@ -192,9 +210,24 @@ bench: all bench-tools
 
 bench-tools: $(BUILD)/bench/rate
 
-$(BUILD)/bench/rate: bench/rate.c
+$(BUILD)/bench/rate: bench/rate.c $(BUILD)/bench/rate.d
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) $(LDFLAGS) -o $@ $< $(shell pkg-config --libs libevent 2>/dev/null)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) $(DEPFLAGS) $(LDFLAGS) -o $@ $< $(shell pkg-config --libs libevent 2>/dev/null)
+	$(POSTCOMPILE)
+
+# The compilation database clangd and other editors read: one entry per C
+# file, with the flags the rules above use (no bear needed). Git-ignored.
+CDB_CFLAGS = $(CPPFLAGS) $(CFLAGS) $(WARN)
+compile_commands.json:
+	@{ sep=' '; echo '['; \
+	for f in $(COMMON_SRC) $(API_SRC) $(WORKER_SRC) $(WEBHOOK_SRC) $(FEE_SRC) bench/rate.c; do \
+		printf '%s{"directory": "%s", "file": "%s", "command": "%s %s -c %s"}\n' \
+			"$$sep" "$(CURDIR)" "$$f" "$(CC)" '$(CDB_CFLAGS)' "$$f"; sep=','; done; \
+	for f in $(UNIT_SRC) $(COMP_SRC) $(FUZZ_SRC); do \
+		printf '%s{"directory": "%s", "file": "%s", "command": "%s %s $(TEST_INC) -Ifuzz -c %s"}\n' \
+			"$$sep" "$(CURDIR)" "$$f" "$(CC)" '$(CDB_CFLAGS)' "$$f"; sep=','; done; \
+	echo ']'; } > $@.tmp && mv $@.tmp $@
+	@echo "compile_commands.json: $$(grep -c '"file"' $@) files"
 
 C_FILES = $(shell git ls-files --cached --others --exclude-standard '*.c' '*.h' 2>/dev/null || find common services tests -name '*.[ch]')
 format:
@@ -210,4 +243,12 @@ check-deps:
 	sh scripts/deps.sh
 
 clean:
-	rm -rf build bin
+	rm -rf build bin compile_commands.json
+
+# What each object, test and harness included when it was last compiled. The
+# .d files are named here, with an empty rule, so that a missing one counts as
+# new and its target is rebuilt (not an intermediate file make would ignore).
+DEP_FILES := $(addsuffix .d,$(filter-out $(BUILD)/gen/%,$(COMMON_OBJ) $(API_OBJ) $(WORKER_OBJ) \
+	$(WEBHOOK_OBJ) $(FEE_OBJ)) $(UNIT_BIN) $(COMP_BIN) $(FUZZ_BIN) $(BUILD)/bench/rate)
+$(DEP_FILES):
+-include $(wildcard $(DEP_FILES))

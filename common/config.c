@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -164,6 +165,20 @@ int cfg_int(const char *name, long long def, long long min, long long max, long 
 	if (rc == -2 || n < min || n > max)
 		return cfg_bad(name, v, "out of range: must be between %lld and %lld", min, max);
 	*out = n;
+	return 0;
+}
+
+int cfg_int_table(const struct cfg_int_var *vars, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		long long v;
+		if (vars[i].min < INT_MIN || vars[i].max > INT_MAX)
+			return cfg_fail(vars[i].name, "range [%lld, %lld] does not fit an int",
+					vars[i].min, vars[i].max);
+		if (cfg_int(vars[i].name, vars[i].def, vars[i].min, vars[i].max, &v) != 0)
+			return -1;
+		*vars[i].dst = (int)v;
+	}
 	return 0;
 }
 

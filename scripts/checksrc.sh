@@ -2,11 +2,14 @@
 # scripts/checksrc.sh - rejects banned C functions outside tests/ (STYLE.md "Habits").
 #
 # Unsafe string functions (sprintf, vsprintf, strcpy, strcat, strtok, atoi,
-# gets) and calls that block the event loop (PQexec, PQconnectdb,
-# redisCommand, redisConnect, curl_easy_perform, sleep, usleep) are reported as
-# "file:line: banned function X". Matching is on whole identifiers followed by
-# "(" in code only: comments and string literals are ignored, and snprintf,
-# PQexecPrepared or PQsendQuery do not match.
+# gets), calls that block the event loop (PQexec, PQexecParams,
+# PQexecPrepared, PQconnectdb, PQconnectdbParams, redisCommand,
+# redisCommandArgv, redisConnect, redisConnectWithTimeout, curl_easy_perform,
+# getaddrinfo, sleep, usleep) and rand (one hidden global state shared by every
+# thread; common/rnd.h is the replacement) are reported as "file:line: banned
+# function X". Matching is on whole identifiers followed by "(" in code only:
+# comments and string literals are ignored, and snprintf, srand,
+# PQsendQueryParams or redisAsyncCommand do not match.
 #
 # SQL built with a printf-family call (snprintf, vsnprintf, asprintf,
 # evbuffer_add_printf, ...) whose arguments hold a string literal with an
@@ -18,6 +21,11 @@
 # A line that genuinely needs one (e.g. a blocking call in a one-shot CLI path
 # that never runs on the loop) may carry the comment "checksrc:allow <reason>"
 # (for the SQL rule, on the call's line or the line above it).
+#
+# PENDING below lists the calls that predate a rule, in files another part of
+# issue 11 was rewriting when the rule came: "file function reason", one a
+# line. Each is to become a checksrc:allow comment or a fix; a PENDING entry
+# that no longer matches anything is reported, so the list only shrinks.
 #
 #   sh scripts/checksrc.sh [file.c ...]    default: every *.c/*.h outside tests/,
 #                                          after a self-test of the rules
@@ -42,6 +50,19 @@ self_test() {
 			strcpy(b, id);
 		}
 	EOF
+	cat >"$d/block.c" <<-'EOF'
+		void g(void *c, const char *h, void **ai);
+		void g(void *c, const char *h, void **ai)
+		{
+			getaddrinfo(h, "80", 0, ai);
+			PQexecParams(c, "SELECT 1", 0, 0, 0, 0, 0, 0);
+			PQexecPrepared(c, "s", 0, 0, 0, 0, 0);
+			PQconnectdbParams(0, 0, 0);
+			redisCommandArgv(c, 0, 0, 0);
+			redisConnectWithTimeout(h, 6379, (struct timeval){1, 0});
+			int r = rand() % 6;
+		}
+	EOF
 	cat >"$d/good.c" <<-'EOF'
 		static const char *q = "SELECT id FROM payments WHERE id = $1";
 		void f(char *m, unsigned long n, const char *id);
@@ -51,12 +72,24 @@ self_test() {
 			snprintf(m, n, "%s", q); /* a constant statement, not built */
 			/* snprintf(m, n, "SELECT %s", id); in a comment */
 			snprintf(m, n, "INSERT %s", id); /* checksrc:allow self-test */
+			srand(1);
+			PQsendQueryParams(m, q, 0, 0, 0, 0, 0, 0);
+			redisAsyncCommandArgv(m, 0, 0, 0, 0, 0);
+			m->rand(); s.getaddrinfo(); /* members, not the libc calls */
+			PQexecParams(m, q, 0, 0, 0, 0, 0, 0); /* checksrc:allow self-test: CLI */
 		}
 	EOF
 	rc=0
 	out=$(bash "$0" "$d/bad.c" 2>&1) && rc=1
 	for want in "bad.c:4: SQL built with snprintf" "bad.c:5: SQL built with asprintf" \
 		"bad.c:9: banned function strcpy"; do
+		case $out in *"$want"*) ;; *) echo "checksrc self-test: missed \"$want\" in:"; echo "$out"; rc=1 ;; esac
+	done
+	out=$(bash "$0" "$d/block.c" 2>&1) && rc=1
+	for want in "block.c:4: banned function getaddrinfo" "block.c:5: banned function PQexecParams" \
+		"block.c:6: banned function PQexecPrepared" "block.c:7: banned function PQconnectdbParams" \
+		"block.c:8: banned function redisCommandArgv" "block.c:9: banned function redisConnectWithTimeout" \
+		"block.c:10: banned function rand"; do
 		case $out in *"$want"*) ;; *) echo "checksrc self-test: missed \"$want\" in:"; echo "$out"; rc=1 ;; esac
 	done
 	bash "$0" "$d/good.c" >/dev/null 2>&1 || { echo "checksrc self-test: good.c rejected:"; bash "$0" "$d/good.c"; rc=1; }
@@ -84,11 +117,27 @@ fi
 	exit 0
 }
 
-perl -e '
+# Calls that predate their rule, in files other parts of issue 11 own (see above).
+PENDING='
+common/http.c getaddrinfo the listener is resolved once at start-up, before any loop runs
+common/pg.c rand reconnect jitter: to become rnd_below (common/rnd.h)
+common/redis.c rand reconnect jitter: to become rnd_below (common/rnd.h)
+services/api/main.c rand the request-id nonce: to become rnd_u64 (common/rnd.h)
+services/webhook/delivery.c rand retry jitter: to become rnd_below (common/rnd.h)
+services/worker/steps.c rand poll jitter: to become rnd_below (common/rnd.h)
+'
+
+PENDING="$PENDING" perl -e '
 	my @banned = qw(sprintf vsprintf strcpy strcat strtok atoi gets
-			PQexec PQconnectdb redisCommand redisConnect curl_easy_perform
-			sleep usleep);
+			PQexec PQexecParams PQexecPrepared PQconnectdb PQconnectdbParams
+			redisCommand redisCommandArgv redisConnect redisConnectWithTimeout
+			curl_easy_perform getaddrinfo sleep usleep rand);
 	my $re = join("|", @banned);
+	my %pending;
+	for (split(/\n/, $ENV{PENDING})) {
+		my ($f, $fn) = split(/ /);
+		$pending{"$f $fn"} = 0 if defined $fn;
+	}
 	my $printf = "snprintf|vsnprintf|sprintf|vsprintf|asprintf|vasprintf|dprintf|"
 		. "evbuffer_add_printf|evbuffer_add_vprintf|g_strdup_printf";
 	my $sqlkw = qr/\b(?:SELECT|INSERT|UPDATE|DELETE|WHERE|VALUES|TRUNCATE|DROP|ALTER|GRANT|COPY)\b/;
@@ -111,6 +160,11 @@ perl -e '
 		for my $i (0 .. $#lines) {
 			next if $orig[$i] =~ /checksrc:allow/;
 			while ($lines[$i] =~ /(?<![A-Za-z0-9_])(?<!\.)(?<!->)($re)\s*\(/g) {
+				(my $rel = $file) =~ s{^\./}{};
+				if (exists $pending{"$rel $1"}) {
+					$pending{"$rel $1"}++;
+					next;
+				}
 				printf("%s:%d: banned function %s\n", $file, $i + 1, $1);
 				$bad++;
 			}
@@ -139,6 +193,13 @@ perl -e '
 			       $file, $line, $fn);
 			$bad++;
 		}
+	}
+	my %seen = map { (my $f = $_) =~ s{^\./}{}; ($f => 1) } @ARGV;
+	for my $k (sort keys %pending) {
+		my ($f) = split(/ /, $k);
+		next unless $seen{$f} && $pending{$k} == 0;
+		printf("%s: PENDING entry \"%s\" matches nothing any more: remove it\n", $f, $k);
+		$bad++;
 	}
 	printf("checksrc: %d file(s), %d banned call(s)\n", scalar(@ARGV), $bad);
 	exit($bad ? 1 : 0);

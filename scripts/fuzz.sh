@@ -24,6 +24,9 @@ bindir=build/fuzz/fuzz
 [ -d "$bindir" ] || die "no harnesses in $bindir: run make fuzz-build"
 failed=0
 for bin in "$bindir"/fuzz_*; do
+	# The harnesses only, not the dependency files (.d) beside them.
+	case $bin in *.d | *.tmp) continue ;; esac
+	[ -x "$bin" ] || continue
 	name=$(basename "$bin")
 	[ -n "${FUZZ_ONLY:-}" ] && [ "$name" != "$FUZZ_ONLY" ] && continue
 	seeds=fuzz/corpus/$name

@@ -3,7 +3,8 @@
 #
 #   deps -> checksrc -> format-check -> deploy files (kustomize + schema
 #   validation, promtool; scripts/check-deploy.sh) -> gcc release build ->
-#   compose file and image library checks -> clang build ->
+#   compose file and image library checks -> clang build (daemons, unit and
+#   component tests) ->
 #   ASan/UBSan build (daemons + component tests) -> ThreadSanitizer build of
 #   the api -> libFuzzer harnesses (every corpus input replayed, then each
 #   harness FUZZ_SECONDS, default 10) -> unit tests (sanitized) ->
@@ -76,7 +77,7 @@ step format-check "$MAKE" format-check </dev/null
 step check-deploy bash scripts/check-deploy.sh
 step build-gcc "$MAKE" -j"$JOBS" all components bench-tools
 step deploy-compose sh scripts/check-compose.sh bin
-step build-clang "$MAKE" -j"$JOBS" CC=clang BUILD=build/clang BINDIR=build/clang/bin all bench-tools
+step build-clang "$MAKE" -j"$JOBS" CC=clang BUILD=build/clang BINDIR=build/clang/bin all components unit-bins bench-tools
 step build-san "$MAKE" -j"$JOBS" SAN=1 BINDIR=build/san/bin all components
 step build-tsan "$MAKE" -j"$JOBS" tsan
 step build-fuzz "$MAKE" -j"$JOBS" fuzz-build

@@ -8,11 +8,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/chain_route.h"
 #include "common/clock.h"
 #include "common/http.h"
+#include "common/ids.h"
 #include "common/json.h"
 #include "common/money.h"
-#include "common/route.h"
 #include "config.h"
 
 struct event_base;
@@ -171,6 +172,56 @@ struct quote_input {
 int quotes_validate(const json_t *body, struct quote_input *in, struct jv_error *e)
 	__attribute__((warn_unused_result));
 void quotes_get(struct http_req *r, void *loop);
+
+/* A quote (SPEC 4) as priced, stored and shown. Strings are static or
+ * borrowed (from the market snapshot's names or a query result). */
+struct quote {
+	char id[ID_MAX];
+	int64_t amount;
+	const struct currency *from, *to;
+	int64_t rate; /* to per from, money.h's fixed point */
+	struct money_quote m;
+	const char *chain;
+	const char *priority;
+	const char *rate_source; /* "live", "cached" or "default" */
+	int64_t created_ms, expires_ms;
+	/* Text forms, made once (quotes_set_text) and shared by the row and
+	 * the response. */
+	char rate_str[MONEY_RATE_STRLEN];
+	char created_at[32], expires_at[32];
+};
+
+/* The pure steps of POST /v1/quotes between validation and the insert. */
+
+/* Prices in (amount, currencies, priority) at the two per-USD rates, each
+ * with its source; the quote is as fresh as its staler rate. Fills q's
+ * amount, currencies, priority, rate, fees, payout and rate_source. 0, or -1
+ * with *e the client error (400 AMOUNT_TOO_SMALL, AMOUNT_TOO_LARGE,
+ * INVALID_AMOUNT). */
+int quotes_price(const struct quote_input *in, int64_t from_per_usd, const char *from_source,
+		 int64_t to_per_usd, const char *to_source, const struct money_fees_bps *bps,
+		 struct quote *q, struct jv_error *e) __attribute__((warn_unused_result));
+
+/* RFC 3339 UTC with milliseconds: 2026-11-22T01:41:35.123Z */
+void quotes_format_time(int64_t ms, char out[32]);
+
+/* Fills q's text forms (rate, created_at, expires_at) from its numbers. */
+void quotes_set_text(struct quote *q);
+
+/* The quote object of SPEC 4 as seen at now_ms (valid_for_seconds). New
+ * reference; NULL on OOM. */
+json_t *quotes_json(const struct quote *q, int64_t now_ms);
+
+/* The insert's row (INSERT_COLS texts, in insert_sql's order): numbers
+ * are written into buf; the rest point into q and key_id. Valid while q,
+ * key_id and buf are. */
+#define QUOTES_ROW_COLS 16
+struct quote_row_buf {
+	char amount[24], platform_fee[24], onramp_fee[24], offramp_fee[24], total_fees[24],
+		payout[24];
+};
+void quotes_row(const struct quote *q, const char *key_id, struct quote_row_buf *buf,
+		const char *row[QUOTES_ROW_COLS]);
 
 /* ---- payments.c ---- */
 int payments_init(struct loop *l) __attribute__((warn_unused_result));

@@ -1,5 +1,6 @@
 /* auth.c - Bearer API keys (static from API_KEYS, hashed in the DB) and the
- * per-key token-bucket rate limit. */
+ * per-key rate limit: the bucket in Redis, leased to each loop, with the
+ * process-local bucket of ratelimit.c when Redis cannot answer. */
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -11,32 +12,13 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/pg.h"
+#include "common/pgrow.h"
 #include "common/redis.h"
+#include "ratelimit.h"
 
 #define MAX_KEY_LEN    256
 #define KEYCACHE_SLOTS 1024
-#define RL_BUCKETS     1024
 #define MICRO	       1000000LL
-
-/* ------------------------------------------------------------------------ */
-/* Rate limit: one token bucket per key id, shared by all loops.            */
-/* ------------------------------------------------------------------------ */
-
-/* A caller's bucket. Buckets live until exit, so a pointer to one doubles as
- * the request's principal; there is one per valid key, which bounds them. */
-struct bucket {
-	struct principal who; /* first: (struct principal *) works */
-	struct bucket *next;
-	int64_t tokens_micro; /* millionths of a request */
-	uint64_t last_us;
-};
-
-struct ratelimit {
-	pthread_mutex_t mu;
-	int64_t rps, burst;
-	struct bucket *slots[RL_BUCKETS];
-	char sha[41]; /* SHA-1 of rl_lua, for EVALSHA */
-};
 
 static unsigned str_hash(const char *s)
 {
@@ -44,71 +26,6 @@ static unsigned str_hash(const char *s)
 	for (; *s; s++)
 		h = (h ^ (unsigned char)*s) * 16777619u;
 	return h;
-}
-
-/* key_id's bucket, created full on first use; NULL on OOM. Under rl->mu. */
-static struct bucket *bucket_find(struct ratelimit *rl, const char *key_id, uint64_t now)
-{
-	unsigned slot = str_hash(key_id) % RL_BUCKETS;
-	struct bucket *b;
-	for (b = rl->slots[slot]; b; b = b->next)
-		if (strcmp(b->who.key_id, key_id) == 0)
-			return b;
-	b = calloc(1, sizeof(*b));
-	if (!b)
-		return NULL;
-	snprintf(b->who.key_id, sizeof(b->who.key_id), "%s", key_id);
-	b->tokens_micro = rl->burst * MICRO;
-	b->last_us = now;
-	b->next = rl->slots[slot];
-	rl->slots[slot] = b;
-	return b;
-}
-
-/* The caller's bucket (its principal) without taking a token; NULL on OOM. */
-static struct bucket *ratelimit_bucket(struct ratelimit *rl, const char *key_id)
-{
-	pthread_mutex_lock(&rl->mu);
-	struct bucket *b = bucket_find(rl, key_id, clock_mono_us());
-	pthread_mutex_unlock(&rl->mu);
-	return b;
-}
-
-/* Takes one token from key_id's process-local bucket. Returns its bucket,
- * with *retry_after = 0 when allowed or the seconds until a token is due;
- * NULL on OOM. */
-static struct bucket *ratelimit_take(struct ratelimit *rl, const char *key_id, int *retry_after)
-{
-	pthread_mutex_lock(&rl->mu);
-	/* The clock is read under the lock: a reading taken before it could be
-	 * older than the last holder's, and now - last_us would wrap around to
-	 * a huge "idle" time that refills the bucket (issue 13). */
-	uint64_t now = clock_mono_us();
-	struct bucket *b = bucket_find(rl, key_id, now);
-	if (!b) {
-		pthread_mutex_unlock(&rl->mu);
-		return NULL;
-	}
-	/* Refill: rps tokens per second = rps millionths per microsecond. */
-	int64_t cap = rl->burst * MICRO;
-	uint64_t elapsed = now > b->last_us ? now - b->last_us : 0;
-	if (now > b->last_us)
-		b->last_us = now;
-	if (elapsed > (uint64_t)(cap / rl->rps) + 1)
-		b->tokens_micro = cap;
-	else if ((b->tokens_micro += (int64_t)elapsed * rl->rps) > cap)
-		b->tokens_micro = cap;
-	if (b->tokens_micro >= MICRO) {
-		b->tokens_micro -= MICRO;
-		*retry_after = 0;
-	} else {
-		int64_t per_sec = rl->rps * MICRO;
-		*retry_after = (int)((MICRO - b->tokens_micro + per_sec - 1) / per_sec);
-		if (*retry_after < 1)
-			*retry_after = 1;
-	}
-	pthread_mutex_unlock(&rl->mu);
-	return b;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -139,6 +56,9 @@ static const char rl_lua[] =
 	"if grant < want then wait = math.ceil((1000000 - tok) / rps) end\n"
 	"return {grant, wait}\n";
 
+/* SHA-1 of rl_lua, for EVALSHA; set once by auth_init. */
+static char rl_sha[41];
+
 #define LEASE_SLOTS   256
 #define LEASE_LIFE_US 1000000u /* leased tokens unspent this long are dropped */
 
@@ -153,7 +73,7 @@ struct waiter {
 struct lease {
 	struct lease *next;
 	struct loop *l;
-	struct bucket *b; /* the principal (and the local fallback bucket) */
+	struct principal *who; /* the key's (its local fallback bucket's) */
 	int64_t tokens;
 	uint64_t expires_us;	  /* tokens are dropped after this */
 	uint64_t denied_until_us; /* Redis said empty: 429 locally until then */
@@ -219,18 +139,14 @@ static struct metric *m_auth_fail, *m_ratelimited, *m_leases, *m_local;
 
 int auth_init(struct app *a)
 {
-	struct ratelimit *rl = calloc(1, sizeof(*rl));
-	if (!rl)
+	a->ratelimit = ratelimit_new(a->cfg.rate_rps, a->cfg.rate_burst);
+	if (!a->ratelimit)
 		return -1;
-	pthread_mutex_init(&rl->mu, NULL);
-	rl->rps = a->cfg.rate_rps;
-	rl->burst = a->cfg.rate_burst;
-	a->ratelimit = rl;
 	unsigned char sha[20];
 	if (!EVP_Digest(rl_lua, strlen(rl_lua), sha, NULL, EVP_sha1(), NULL))
 		return -1;
 	for (int i = 0; i < 20; i++)
-		snprintf(rl->sha + 2 * i, 3, "%02x", sha[i]);
+		snprintf(rl_sha + 2 * i, 3, "%02x", sha[i]);
 	a->n_static = a->cfg.n_api_keys;
 	a->static_hashes = calloc(a->n_static ? a->n_static : 1, 32);
 	if (!a->static_hashes)
@@ -255,18 +171,7 @@ int auth_init(struct app *a)
 
 void auth_free(struct app *a)
 {
-	struct ratelimit *rl = a->ratelimit;
-	if (rl) {
-		for (int i = 0; i < RL_BUCKETS; i++) {
-			struct bucket *b = rl->slots[i], *next;
-			for (; b; b = next) {
-				next = b->next;
-				free(b);
-			}
-		}
-		pthread_mutex_destroy(&rl->mu);
-		free(rl);
-	}
+	ratelimit_free(a->ratelimit);
 	free(a->static_hashes);
 	a->ratelimit = NULL;
 	a->static_hashes = NULL;
@@ -317,8 +222,8 @@ static void too_many(struct loop *l, struct http_req *r, int retry_after)
 static void admit_local(struct loop *l, struct http_req *r, const char *key_id)
 {
 	int retry_after;
-	struct bucket *b = ratelimit_take(l->app->ratelimit, key_id, &retry_after);
-	if (!b) {
+	struct principal *who = ratelimit_take(l->app->ratelimit, key_id, &retry_after);
+	if (!who) {
 		http_reply_error(r, 503, "SERVICE_UNAVAILABLE", NULL, "out of memory");
 		return;
 	}
@@ -326,7 +231,7 @@ static void admit_local(struct loop *l, struct http_req *r, const char *key_id)
 		too_many(l, r, retry_after);
 		return;
 	}
-	http_req_set_user(r, &b->who);
+	http_req_set_user(r, who);
 	http_req_proceed(r);
 }
 
@@ -336,13 +241,13 @@ static struct lease *lease_find(struct loop *l, const char *key_id)
 	unsigned slot = str_hash(key_id) % LEASE_SLOTS;
 	struct lease *e;
 	for (e = t->slots[slot]; e; e = e->next)
-		if (strcmp(e->b->who.key_id, key_id) == 0)
+		if (strcmp(e->who->key_id, key_id) == 0)
 			return e;
-	struct bucket *b = ratelimit_bucket(l->app->ratelimit, key_id);
-	if (!b || !(e = calloc(1, sizeof(*e))))
+	struct principal *who = ratelimit_principal(l->app->ratelimit, key_id);
+	if (!who || !(e = calloc(1, sizeof(*e))))
 		return NULL;
 	e->l = l;
-	e->b = b;
+	e->who = who;
 	snprintf(e->key, sizeof(e->key), "%s:ratelimit:%s", l->app->cfg.base.redis_prefix, key_id);
 	e->next = t->slots[slot];
 	t->slots[slot] = e;
@@ -377,13 +282,13 @@ static void lease_settle(struct lease *e, int retry_after)
 		free(w);
 		if (e->tokens > 0) {
 			e->tokens--;
-			http_req_set_user(r, &e->b->who);
+			http_req_set_user(r, e->who);
 			http_req_proceed(r);
 		} else if (retry_after > 0) {
 			too_many(e->l, r, retry_after);
 		} else {
 			metric_inc(m_local);
-			admit_local(e->l, r, e->b->who.key_id);
+			admit_local(e->l, r, e->who->key_id);
 		}
 	}
 	e->tail = NULL;
@@ -441,7 +346,7 @@ static void lease_ask(struct lease *e)
 	snprintf(burst, sizeof(burst), "%lld", a->cfg.rate_burst);
 	snprintf(want, sizeof(want), "%lld", n);
 	const char *argv[] = {e->eval ? "EVAL" : "EVALSHA",
-			      e->eval ? rl_lua : a->ratelimit->sha,
+			      e->eval ? rl_lua : rl_sha,
 			      "1",
 			      e->key,
 			      rps,
@@ -470,7 +375,7 @@ static void admit(struct loop *l, struct http_req *r, const char *key_id)
 		e->tokens = 0;
 	if (e->tokens > 0 && !e->head) {
 		e->tokens--;
-		http_req_set_user(r, &e->b->who);
+		http_req_set_user(r, e->who);
 		http_req_proceed(r);
 		return;
 	}
@@ -522,13 +427,22 @@ static void key_lookup_done(void *arg, const PGresult *res, const char *err)
 		free(kl);
 		return;
 	}
+	static const char *const cols[] = {"id"};
+	struct pgrow c;
+	if (pgrow_map(&c, res, cols, 1) != 0) {
+		log_event(LOG_ERROR, "api key lookup: unexpected result",
+			  LF_S("request_id", http_req_id(r)), LF_S("error", c.err));
+		http_reply_error(r, 503, "SERVICE_UNAVAILABLE", NULL, "cannot verify the API key");
+		free(kl);
+		return;
+	}
 	struct keyslot *s = keycache_slot(l->keys, kl->hash);
 	memcpy(s->hash, kl->hash, 32);
 	s->used = true;
-	s->valid = PQntuples(res) == 1;
+	s->valid = pgrow_count(&c) == 1;
 	s->expires_us = clock_mono_us() + (uint64_t)l->app->cfg.key_cache_seconds * 1000000u;
 	if (s->valid)
-		snprintf(s->key_id, sizeof(s->key_id), "%s", PQgetvalue(res, 0, 0));
+		snprintf(s->key_id, sizeof(s->key_id), "%s", pgrow_text(&c, 0, 0));
 	free(kl);
 	if (!s->valid)
 		unauthorized(r, "unknown or revoked API key");

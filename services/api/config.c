@@ -48,7 +48,6 @@ static int parse_api_keys(struct api_config *c, const char *list)
 int api_config_load(struct api_config *c)
 {
 	char *keys = NULL;
-	long long v;
 
 	memset(c, 0, sizeof(*c));
 	if (cfg_base_load(&c->base) ||
@@ -63,11 +62,7 @@ int api_config_load(struct api_config *c)
 	    cfg_int("QUOTE_TTL_SECONDS", 60, 1, 86400, &c->quote_ttl))
 		goto fail;
 	/* The int-valued variables, as a table: name, default, range, field. */
-	const struct {
-		const char *name;
-		long long def, min, max;
-		int *dst;
-	} ints[] = {
+	const struct cfg_int_var ints[] = {
 		{"FEE_PLATFORM_BPS", 200, 0, 10000, &c->fee_platform_bps},
 		{"FEE_ONRAMP_BPS", 70, 0, 10000, &c->fee_onramp_bps},
 		{"FEE_OFFRAMP_BPS", 50, 0, 10000, &c->fee_offramp_bps},
@@ -82,11 +77,8 @@ int api_config_load(struct api_config *c)
 		{"FEE_TIMEOUT_MS", 12000, 100, 120000, &c->fee_timeout_ms},
 		{"MARKET_CACHE_TTL_SECONDS", 120, 1, 7 * 86400, &c->market_ttl_s},
 	};
-	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
-		if (cfg_int(ints[i].name, ints[i].def, ints[i].min, ints[i].max, &v))
-			goto fail;
-		*ints[i].dst = (int)v;
-	}
+	if (cfg_int_table(ints, CFG_COUNT(ints)) != 0)
+		goto fail;
 	if (c->fee_platform_bps + c->fee_onramp_bps + c->fee_offramp_bps >= 10000) {
 		cfg_fail("FEE_PLATFORM_BPS", "the three FEE_*_BPS together must be below 10000");
 		goto fail;

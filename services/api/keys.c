@@ -12,6 +12,7 @@
 
 #include "app.h"
 #include "common/ids.h"
+#include "common/pgrow.h"
 
 #define KEY_NAME_MAX   64
 #define KEY_RANDOM_LEN 24 /* bytes: 192 bits, 48 hex digits */
@@ -62,7 +63,8 @@ static PGconn *connect_db(const char *database_url)
 /* Runs one parameterised statement; NULL (and a message) on failure. */
 static PGresult *run(PGconn *c, const char *sql, int n, const char *const *params)
 {
-	PGresult *res = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+	PGresult *res;
+	res = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0); /* checksrc:allow CLI */
 	ExecStatusType st = PQresultStatus(res);
 	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
 		fprintf(stderr, "rampart-api keys: %s", PQerrorMessage(c));
@@ -112,17 +114,26 @@ static int keys_list(PGconn *c)
 	PGresult *res =
 		run(c,
 		    "SELECT id, name,"
-		    " to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+		    " to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+		    "  AS created,"
 		    " coalesce(to_char(revoked_at AT TIME ZONE 'UTC',"
-		    " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '-')"
+		    " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '-') AS revoked"
 		    " FROM api_keys ORDER BY created_at, id",
 		    0, NULL);
 	if (!res)
 		return 1;
+	enum { KC_ID, KC_NAME, KC_CREATED, KC_REVOKED, KC_N };
+	static const char *const cols[KC_N] = {"id", "name", "created", "revoked"};
+	struct pgrow kr;
+	if (pgrow_map(&kr, res, cols, KC_N) != 0) {
+		fprintf(stderr, "rampart-api keys list: %s\n", kr.err);
+		PQclear(res);
+		return 1;
+	}
 	printf("id\tname\tcreated\trevoked\n");
-	for (int i = 0; i < PQntuples(res); i++)
-		printf("%s\t%s\t%s\t%s\n", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
-		       PQgetvalue(res, i, 2), PQgetvalue(res, i, 3));
+	for (int i = 0; i < pgrow_count(&kr); i++)
+		printf("%s\t%s\t%s\t%s\n", pgrow_text(&kr, i, KC_ID), pgrow_text(&kr, i, KC_NAME),
+		       pgrow_text(&kr, i, KC_CREATED), pgrow_text(&kr, i, KC_REVOKED));
 	PQclear(res);
 	return 0;
 }
@@ -132,12 +143,21 @@ static int keys_revoke(PGconn *c, const char *id)
 	const char *params[] = {id};
 	PGresult *res = run(c,
 			    "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())"
-			    " WHERE id = $1 RETURNING revoked_at = now()",
+			    " WHERE id = $1 RETURNING revoked_at = now() AS revoked_now",
 			    1, params);
 	if (!res)
 		return 1;
-	int found = PQntuples(res);
-	bool now = found && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	static const char *const cols[] = {"revoked_now"};
+	struct pgrow kr;
+	if (pgrow_map(&kr, res, cols, 1) != 0) {
+		fprintf(stderr, "rampart-api keys revoke: %s\n", kr.err);
+		PQclear(res);
+		return 1;
+	}
+	int found = pgrow_count(&kr);
+	bool now = false;
+	if (found && !pgrow_bool(&kr, 0, 0, &now))
+		now = false;
 	PQclear(res);
 	if (!found) {
 		fprintf(stderr, "rampart-api keys revoke: no key with id %s\n", id);

@@ -2,7 +2,7 @@
  * (<prefix>:market:snapshot, docs/fees.md), re-read once a second by loop 0:
  * FX rates (fx.<CUR> = units per 1 USD) to price quotes, and the gas prices,
  * token prices, chain availability and Circle status the router picks a
- * quote's chain with; money.h's and route.h's defaults for anything missing. */
+ * quote's chain with; money.h's and chain_route.h's defaults for anything missing. */
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -8,6 +8,7 @@
 #include "app.h"
 #include "common/log.h"
 #include "common/pg.h"
+#include "common/pgrow.h"
 
 /* Generated from db/migrations by scripts/embed-migrations.sh. */
 struct migration {
@@ -94,9 +95,15 @@ static void got_versions(void *arg, const PGresult *res, const char *err)
 		finish(m, err);
 		return;
 	}
-	for (int i = 0; i < PQntuples(res); i++)
+	static const char *const cols[] = {"version"};
+	struct pgrow c;
+	if (pgrow_map(&c, res, cols, 1) != 0) {
+		finish(m, c.err);
+		return;
+	}
+	for (int i = 0; i < pgrow_count(&c); i++)
 		for (size_t k = 0; k < migrations_count; k++)
-			if (strcmp(PQgetvalue(res, i, 0), migrations[k].name) == 0)
+			if (strcmp(pgrow_text(&c, i, 0), migrations[k].name) == 0)
 				m->applied[k] = true;
 	step(m);
 }

@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/pg.h"
+#include "common/pgrow.h"
 
 /* Concurrent quote inserts are merged into one statement over arrays: one
  * round trip and one commit for a whole loop iteration's worth of quotes. */
@@ -22,28 +23,38 @@ static const char insert_sql[] =
 	" SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],"
 	" $6::numeric[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[],"
 	" $12::text[], $13::text[], $14::text[], $15::timestamptz[], $16::timestamptz[])";
-#define INSERT_COLS 16
+#define INSERT_COLS QUOTES_ROW_COLS
 
 static const char get_sql[] =
-	"SELECT id, amount, currency, payout_currency, exchange_rate::text, platform_fee,"
-	" onramp_fee, offramp_fee, total_fees, guaranteed_payout, chain, priority, rate_source,"
-	" (extract(epoch FROM created_at) * 1000)::bigint,"
-	" (extract(epoch FROM expires_at) * 1000)::bigint"
+	"SELECT id, amount, currency, payout_currency, exchange_rate::text AS exchange_rate,"
+	" platform_fee, onramp_fee, offramp_fee, total_fees, guaranteed_payout, chain, priority,"
+	" rate_source, (extract(epoch FROM created_at) * 1000)::bigint AS created_ms,"
+	" (extract(epoch FROM expires_at) * 1000)::bigint AS expires_ms"
 	" FROM quotes WHERE id = $1";
 
-struct quote {
-	char id[ID_MAX];
-	int64_t amount;
-	const struct currency *from, *to;
-	int64_t rate;
-	struct money_quote m;
-	const char *chain;
-	const char *priority;
-	const char *rate_source;
-	int64_t created_ms, expires_ms;
-	/* Text forms, made once and shared by the row and the response. */
-	char rate_str[MONEY_RATE_STRLEN];
-	char created_at[32], expires_at[32];
+/* get_sql's columns, read by name (common/pgrow.h). */
+enum {
+	QC_ID,
+	QC_AMOUNT,
+	QC_CURRENCY,
+	QC_PAYOUT_CURRENCY,
+	QC_RATE,
+	QC_PLATFORM_FEE,
+	QC_ONRAMP_FEE,
+	QC_OFFRAMP_FEE,
+	QC_TOTAL_FEES,
+	QC_PAYOUT,
+	QC_CHAIN,
+	QC_PRIORITY,
+	QC_RATE_SOURCE,
+	QC_CREATED_MS,
+	QC_EXPIRES_MS,
+	QC_N
+};
+static const char *const get_cols[QC_N] = {
+	"id",		"amount",     "currency",    "payout_currency", "exchange_rate",
+	"platform_fee", "onramp_fee", "offramp_fee", "total_fees",	"guaranteed_payout",
+	"chain",	"priority",   "rate_source", "created_ms",	"expires_ms",
 };
 
 struct quote_req {
@@ -67,8 +78,44 @@ int quotes_init(struct loop *l)
 	return 0;
 }
 
-/* RFC 3339 UTC with milliseconds: 2026-11-22T01:41:35.123Z */
-static void format_time(int64_t ms, char out[32])
+/* ------------------------------------------------------------------------ */
+/* The pure steps: pricing, text forms, the response, the row.              */
+/* ------------------------------------------------------------------------ */
+
+int quotes_price(const struct quote_input *in, int64_t from_per_usd, const char *from_source,
+		 int64_t to_per_usd, const char *to_source, const struct money_fees_bps *bps,
+		 struct quote *q, struct jv_error *e)
+{
+	q->amount = in->amount;
+	q->from = in->from;
+	q->to = in->to;
+	q->priority = in->priority;
+	/* The quote is as fresh as its staler rate. */
+	q->rate_source =
+		strcmp(from_source, "default") == 0 || strcmp(to_source, "default") == 0 ? "default"
+		: strcmp(from_source, "cached") == 0 || strcmp(to_source, "cached") == 0 ? "cached"
+											 : "live";
+	enum money_err me = money_cross_rate(from_per_usd, to_per_usd, &q->rate);
+	if (me == MONEY_OK)
+		me = money_quote(q->amount, q->rate, q->from, q->to, bps, &q->m);
+	switch (me) {
+	case MONEY_OK:
+		return 0;
+	case MONEY_ETOOSMALL:
+		return jv_fail(e, 400, "AMOUNT_TOO_SMALL", "amount",
+			       "amount %" PRId64 " %s does not cover the fees or pays out nothing",
+			       q->amount, q->from->code);
+	case MONEY_EOVERFLOW:
+		return jv_fail(e, 400, "AMOUNT_TOO_LARGE", "amount",
+			       "amount %" PRId64 " %s is too large to convert to %s", q->amount,
+			       q->from->code, q->to->code);
+	default:
+		return jv_fail(e, 400, "INVALID_AMOUNT", "amount",
+			       "amount must be a positive integer in minor units");
+	}
+}
+
+void quotes_format_time(int64_t ms, char out[32])
 {
 	time_t secs = (time_t)(ms / 1000);
 	struct tm tm;
@@ -77,18 +124,16 @@ static void format_time(int64_t ms, char out[32])
 	snprintf(out + n, 32 - n, ".%03dZ", (int)(ms % 1000));
 }
 
-/* Fills the text forms of the rate and the timestamps. */
-static void quote_set_text(struct quote *q)
+void quotes_set_text(struct quote *q)
 {
 	money_rate_format(q->rate, q->rate_str, sizeof(q->rate_str));
-	format_time(q->created_ms, q->created_at);
-	format_time(q->expires_ms, q->expires_at);
+	quotes_format_time(q->created_ms, q->created_at);
+	quotes_format_time(q->expires_ms, q->expires_at);
 }
 
-/* The quote object of SPEC 4. New reference. */
-static json_t *quote_json(const struct quote *q)
+json_t *quotes_json(const struct quote *q, int64_t now_ms)
 {
-	int64_t left_ms = q->expires_ms - clock_wall_ms();
+	int64_t left_ms = q->expires_ms - now_ms;
 	return json_pack(
 		"{s:s, s:I, s:s, s:s, s:{s:I, s:I, s:I, s:I, s:s}, s:I, s:s, s:s, s:s,"
 		" s:s, s:s, s:I, s:s}",
@@ -101,6 +146,40 @@ static json_t *quote_json(const struct quote *q)
 		q->rate_source, "expires_at", q->expires_at, "valid_for_seconds",
 		(json_int_t)(left_ms > 0 ? left_ms / 1000 : 0), "created_at", q->created_at);
 }
+
+void quotes_row(const struct quote *q, const char *key_id, struct quote_row_buf *buf,
+		const char *row[QUOTES_ROW_COLS])
+{
+	snprintf(buf->amount, sizeof(buf->amount), "%" PRId64, q->amount);
+	snprintf(buf->platform_fee, sizeof(buf->platform_fee), "%" PRId64, q->m.platform_fee);
+	snprintf(buf->onramp_fee, sizeof(buf->onramp_fee), "%" PRId64, q->m.onramp_fee);
+	snprintf(buf->offramp_fee, sizeof(buf->offramp_fee), "%" PRId64, q->m.offramp_fee);
+	snprintf(buf->total_fees, sizeof(buf->total_fees), "%" PRId64, q->m.total_fees);
+	snprintf(buf->payout, sizeof(buf->payout), "%" PRId64, q->m.payout);
+	const char *r[QUOTES_ROW_COLS] = {
+		q->id,
+		key_id,
+		buf->amount,
+		q->from->code,
+		q->to->code,
+		q->rate_str,
+		buf->platform_fee,
+		buf->onramp_fee,
+		buf->offramp_fee,
+		buf->total_fees,
+		buf->payout,
+		q->chain,
+		q->priority,
+		q->rate_source,
+		q->created_at,
+		q->expires_at,
+	};
+	memcpy(row, r, sizeof(r));
+}
+
+/* ------------------------------------------------------------------------ */
+/* The handlers                                                              */
+/* ------------------------------------------------------------------------ */
 
 static void insert_done(void *arg, const PGresult *res, int row, const char *err)
 {
@@ -115,7 +194,7 @@ static void insert_done(void *arg, const PGresult *res, int row, const char *err
 				 "the quote could not be stored: database unavailable");
 	} else {
 		metric_inc(m_created);
-		http_reply_json(qr->r, 201, quote_json(&qr->q));
+		http_reply_json(qr->r, 201, quotes_json(&qr->q, clock_wall_ms()));
 	}
 	free(qr);
 }
@@ -159,59 +238,28 @@ int quotes_validate(const json_t *body, struct quote_input *in, struct jv_error 
 	return 0;
 }
 
-/* POST /v1/quotes {from_currency, to_currency, amount, priority?} */
+/* POST /v1/quotes {from_currency, to_currency, amount, priority?}
+ * Validate, price (quotes_price), pick the chain on the market snapshot,
+ * then one batched INSERT; the answer is sent once the row is stored. */
 void quotes_create(struct http_req *r, void *arg)
 {
 	struct loop *l = arg;
 	struct app *a = l->app;
-	json_t *body = http_req_json(r);
 	struct jv_error e;
 	struct quote q = {0};
 	struct quote_input in;
 	const char *src_from, *src_to;
+	const struct money_fees_bps bps = {a->cfg.fee_platform_bps, a->cfg.fee_onramp_bps,
+					   a->cfg.fee_offramp_bps};
 
-	if (quotes_validate(body, &in, &e) != 0) {
-		http_reply_error(r, e.status, e.code, e.param[0] ? e.param : NULL, "%s", e.message);
-		return;
-	}
-	q.amount = in.amount;
-	q.from = in.from;
-	q.to = in.to;
-	q.priority = in.priority;
-
-	int64_t from_usd = market_per_usd(&a->market, q.from, &src_from);
-	int64_t to_usd = market_per_usd(&a->market, q.to, &src_to);
-	/* The quote is as fresh as its staler rate. */
-	q.rate_source =
-		strcmp(src_from, "default") == 0 || strcmp(src_to, "default") == 0 ? "default"
-		: strcmp(src_from, "cached") == 0 || strcmp(src_to, "cached") == 0 ? "cached"
-										   : "live";
-	struct money_fees_bps bps = {a->cfg.fee_platform_bps, a->cfg.fee_onramp_bps,
-				     a->cfg.fee_offramp_bps};
-	enum money_err me = money_cross_rate(from_usd, to_usd, &q.rate);
-	if (me == MONEY_OK)
-		me = money_quote(q.amount, q.rate, q.from, q.to, &bps, &q.m);
-	switch (me) {
-	case MONEY_OK:
-		break;
-	case MONEY_ETOOSMALL:
-		http_reply_error(r, 400, "AMOUNT_TOO_SMALL", "amount",
-				 "amount %" PRId64
-				 " %s does not cover the fees or pays out nothing",
-				 q.amount, q.from->code);
-		return;
-	case MONEY_EOVERFLOW:
-		http_reply_error(r, 400, "AMOUNT_TOO_LARGE", "amount",
-				 "amount %" PRId64 " %s is too large to convert to %s", q.amount,
-				 q.from->code, q.to->code);
-		return;
-	default:
-		http_reply_error(r, 400, "INVALID_AMOUNT", "amount",
-				 "amount must be a positive integer in minor units");
-		return;
-	}
+	if (quotes_validate(http_req_json(r), &in, &e) != 0)
+		goto client_error;
+	int64_t from_usd = market_per_usd(&a->market, in.from, &src_from);
+	int64_t to_usd = market_per_usd(&a->market, in.to, &src_to);
+	if (quotes_price(&in, from_usd, src_from, to_usd, src_to, &bps, &q, &e) != 0)
+		goto client_error;
 	/* The chain: the fee engine's router on the snapshot's market data
-	 * (common/route.h), as POST /v1/fees/calculate would pick it. */
+	 * (common/chain_route.h), as POST /v1/fees/calculate would pick it. */
 	char why[256];
 	q.chain = market_chain(&a->market, q.amount, q.from, q.to, from_usd,
 			       strcmp(q.priority, "express") == 0, why, sizeof(why));
@@ -225,7 +273,7 @@ void quotes_create(struct http_req *r, void *arg)
 	}
 	q.created_ms = clock_wall_ms();
 	q.expires_ms = q.created_ms + a->cfg.quote_ttl * 1000;
-	quote_set_text(&q);
+	quotes_set_text(&q);
 
 	struct quote_req *qr = malloc(sizeof(*qr));
 	if (!qr) {
@@ -235,27 +283,16 @@ void quotes_create(struct http_req *r, void *arg)
 	qr->r = r;
 	qr->l = l;
 	qr->q = q;
-	char amount[24], pf[24], of[24], ff[24], tf[24], payout[24];
-	snprintf(amount, sizeof(amount), "%" PRId64, q.amount);
-	snprintf(pf, sizeof(pf), "%" PRId64, q.m.platform_fee);
-	snprintf(of, sizeof(of), "%" PRId64, q.m.onramp_fee);
-	snprintf(ff, sizeof(ff), "%" PRId64, q.m.offramp_fee);
-	snprintf(tf, sizeof(tf), "%" PRId64, q.m.total_fees);
-	snprintf(payout, sizeof(payout), "%" PRId64, q.m.payout);
-	const char *row[INSERT_COLS] = {
-		q.id,	      auth_principal(r)->key_id,
-		amount,	      q.from->code,
-		q.to->code,   q.rate_str,
-		pf,	      of,
-		ff,	      tf,
-		payout,	      q.chain,
-		q.priority,   q.rate_source,
-		q.created_at, q.expires_at,
-	};
+	struct quote_row_buf buf;
+	const char *row[INSERT_COLS];
+	quotes_row(&q, auth_principal(r)->key_id, &buf, row);
 	if (pg_batcher_add(l->quote_insert, row, insert_done, qr) != 0) {
 		free(qr);
 		http_reply_error(r, 503, "SERVICE_UNAVAILABLE", NULL, "database unavailable");
 	}
+	return;
+client_error:
+	http_reply_error(r, e.status, e.code, e.param[0] ? e.param : NULL, "%s", e.message);
 }
 
 static void get_done(void *arg, const PGresult *res, const char *err)
@@ -274,27 +311,33 @@ static void get_done(void *arg, const PGresult *res, const char *err)
 				 http_req_param(r, "id"));
 		return;
 	}
-	snprintf(q.id, sizeof(q.id), "%s", PQgetvalue(res, 0, 0));
-	q.amount = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-	q.from = money_currency(PQgetvalue(res, 0, 2));
-	q.to = money_currency(PQgetvalue(res, 0, 3));
-	if (!q.from || !q.to || money_rate_parse(PQgetvalue(res, 0, 4), &q.rate) != MONEY_OK) {
+	struct pgrow c;
+	if (pgrow_map(&c, res, get_cols, QC_N) != 0) {
+		log_event(LOG_ERROR, "quote lookup: unexpected result", LF_S("error", c.err));
+		http_reply_error(r, 500, "INTERNAL_ERROR", NULL, "stored quote is unreadable");
+		return;
+	}
+	snprintf(q.id, sizeof(q.id), "%s", pgrow_text(&c, 0, QC_ID));
+	q.from = money_currency(pgrow_text(&c, 0, QC_CURRENCY));
+	q.to = money_currency(pgrow_text(&c, 0, QC_PAYOUT_CURRENCY));
+	q.chain = pgrow_text(&c, 0, QC_CHAIN);
+	q.priority = pgrow_text(&c, 0, QC_PRIORITY);
+	q.rate_source = pgrow_text(&c, 0, QC_RATE_SOURCE);
+	if (!q.from || !q.to || money_rate_parse(pgrow_text(&c, 0, QC_RATE), &q.rate) != MONEY_OK ||
+	    !pgrow_int64(&c, 0, QC_AMOUNT, &q.amount) ||
+	    !pgrow_int64(&c, 0, QC_PLATFORM_FEE, &q.m.platform_fee) ||
+	    !pgrow_int64(&c, 0, QC_ONRAMP_FEE, &q.m.onramp_fee) ||
+	    !pgrow_int64(&c, 0, QC_OFFRAMP_FEE, &q.m.offramp_fee) ||
+	    !pgrow_int64(&c, 0, QC_TOTAL_FEES, &q.m.total_fees) ||
+	    !pgrow_int64(&c, 0, QC_PAYOUT, &q.m.payout) ||
+	    !pgrow_int64(&c, 0, QC_CREATED_MS, &q.created_ms) ||
+	    !pgrow_int64(&c, 0, QC_EXPIRES_MS, &q.expires_ms)) {
 		log_event(LOG_ERROR, "stored quote is unreadable", LF_S("quote_id", q.id));
 		http_reply_error(r, 500, "INTERNAL_ERROR", NULL, "stored quote is unreadable");
 		return;
 	}
-	q.m.platform_fee = strtoll(PQgetvalue(res, 0, 5), NULL, 10);
-	q.m.onramp_fee = strtoll(PQgetvalue(res, 0, 6), NULL, 10);
-	q.m.offramp_fee = strtoll(PQgetvalue(res, 0, 7), NULL, 10);
-	q.m.total_fees = strtoll(PQgetvalue(res, 0, 8), NULL, 10);
-	q.m.payout = strtoll(PQgetvalue(res, 0, 9), NULL, 10);
-	q.chain = PQgetvalue(res, 0, 10);
-	q.priority = PQgetvalue(res, 0, 11);
-	q.rate_source = PQgetvalue(res, 0, 12);
-	q.created_ms = strtoll(PQgetvalue(res, 0, 13), NULL, 10);
-	q.expires_ms = strtoll(PQgetvalue(res, 0, 14), NULL, 10);
-	quote_set_text(&q);
-	http_reply_json(r, 200, quote_json(&q));
+	quotes_set_text(&q);
+	http_reply_json(r, 200, quotes_json(&q, clock_wall_ms()));
 }
 
 /* GET /v1/quotes/{id} */

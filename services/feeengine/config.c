@@ -27,7 +27,7 @@ static const struct {
 int fee_config_load(struct fee_config *c)
 {
 	static const char *const http_schemes[] = {"http", "https", NULL};
-	long long v, *discounts = NULL;
+	long long *discounts = NULL;
 	size_t ndiscounts = 0;
 
 	memset(c, 0, sizeof(*c));
@@ -47,11 +47,7 @@ int fee_config_load(struct fee_config *c)
 	while (ul > 0 && c->anthropic_url[ul - 1] == '/')
 		c->anthropic_url[--ul] = '\0';
 
-	const struct {
-		const char *name;
-		long long def, min, max;
-		int *dst;
-	} ints[] = {
+	const struct cfg_int_var ints[] = {
 		{"MARKET_REFRESH_SECONDS", 60, 1, 86400, &c->refresh_s},
 		{"MARKET_CACHE_TTL_SECONDS", 120, 1, 7 * 86400, &c->cache_ttl_s},
 		{"MARKET_FETCH_TIMEOUT_MS", 5000, 100, 120000, &c->fetch_timeout_ms},
@@ -67,11 +63,8 @@ int fee_config_load(struct fee_config *c)
 		{"SHUTDOWN_GRACE_SECONDS", 15, 0, 3600, &c->grace_seconds},
 		{"MARKET_FX_REFRESH_SECONDS", 3600, 1, 86400, &c->fx_refresh_s},
 	};
-	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
-		if (cfg_int(ints[i].name, ints[i].def, ints[i].min, ints[i].max, &v))
-			goto fail;
-		*ints[i].dst = (int)v;
-	}
+	if (cfg_int_table(ints, CFG_COUNT(ints)) != 0)
+		goto fail;
 	if (c->route.platform_bps + c->route.onramp_bps + c->route.offramp_bps >= 10000) {
 		cfg_fail("FEE_PLATFORM_BPS", "FEE_PLATFORM_BPS + FEE_ONRAMP_BPS + FEE_OFFRAMP_BPS "
 					     "must be below 10000");

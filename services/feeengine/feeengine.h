@@ -7,8 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/chain_route.h"
 #include "common/config.h"
-#include "common/route.h"
 #include "sources.h"
 
 struct event;

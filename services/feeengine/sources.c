@@ -1,8 +1,8 @@
 /* sources.c - defensive parsers turning market-data responses into fixed-point readings. */
 #include "sources.h"
 
+#include "common/chain_route.h"
 #include "common/money.h"
-#include "common/route.h"
 #include "common/utf8.h"
 
 #include <inttypes.h>

@@ -9,7 +9,6 @@
 
 int webhook_config_load(struct webhook_config *c)
 {
-	long long v;
 
 	memset(c, 0, sizeof(*c));
 	if (cfg_base_load(&c->base) ||
@@ -19,11 +18,7 @@ int webhook_config_load(struct webhook_config *c)
 			 &c->schedule, &c->nschedule) ||
 	    cfg_bool("WEBHOOK_ALLOW_PRIVATE", false, &c->allow_private))
 		goto fail;
-	const struct {
-		const char *name;
-		long long def, min, max;
-		int *dst;
-	} ints[] = {
+	const struct cfg_int_var ints[] = {
 		{"WEBHOOK_TIMEOUT_MS", 10000, 100, 600000, &c->timeout_ms},
 		{"JOB_CLAIM_IDLE_MS", 30000, 100, 86400000, &c->claim_idle_ms},
 		{"WEBHOOK_ENDPOINT_CONCURRENCY", 64, 1, 1000, &c->endpoint_concurrency},
@@ -35,11 +30,8 @@ int webhook_config_load(struct webhook_config *c)
 		{"DB_QUERY_TIMEOUT_MS", 5000, 10, 600000, &c->db_timeout_ms},
 		{"SHUTDOWN_GRACE_SECONDS", 10, 0, 3600, &c->grace_seconds},
 	};
-	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
-		if (cfg_int(ints[i].name, ints[i].def, ints[i].min, ints[i].max, &v))
-			goto fail;
-		*ints[i].dst = (int)v;
-	}
+	if (cfg_int_table(ints, CFG_COUNT(ints)) != 0)
+		goto fail;
 	return 0;
 fail:
 	webhook_config_free(c);

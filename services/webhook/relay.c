@@ -22,6 +22,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/pg.h"
+#include "common/pgrow.h"
 #include "common/redis.h"
 #include "webhook.h"
 
@@ -51,7 +52,7 @@ static const char relay_sql[] =
 	"   AND (ev.api_key_id IS NULL OR w.api_key_id = ev.api_key_id)"
 	"   AND (ev.type = ANY (w.events) OR '*' = ANY (w.events))"
 	"  ON CONFLICT DO NOTHING RETURNING event_id, endpoint_id)"
-	" SELECT ins.event_id, ins.endpoint_id, (SELECT count(*) FROM ev) FROM ins";
+	" SELECT ins.event_id, ins.endpoint_id, (SELECT count(*) FROM ev) AS events FROM ins";
 
 /* Deliveries created but never attempted for a stale window: their job was
  * lost. updated_at is bumped so each is re-queued once per window. */
@@ -75,7 +76,7 @@ static const char overdue_sql[] =
 	"  AND next_attempt_at < clock_timestamp() - make_interval(secs => $1::int)"
 	" ORDER BY next_attempt_at LIMIT $2::int FOR UPDATE SKIP LOCKED) s"
 	" WHERE d.event_id = s.event_id AND d.endpoint_id = s.endpoint_id"
-	" RETURNING d.event_id, d.endpoint_id, d.attempts + 1";
+	" RETURNING d.event_id, d.endpoint_id, d.attempts + 1 AS attempt";
 
 static struct metric *m_events, *m_queued, *m_requeued, *m_overdue;
 static bool relay_busy, stale_busy, overdue_busy;
@@ -84,17 +85,29 @@ static int batch_size = RELAY_FIRST;
 
 static void relay_batch(struct webhook *w);
 
+/* The passes' columns, read by name (common/pgrow.h); relay_sql adds
+ * events, overdue_sql attempt. */
+enum { DC_EVENT_ID, DC_ENDPOINT_ID, DC_ATTEMPT, DC_N };
+static const char *const delivery_cols[DC_N] = {"event_id", "endpoint_id", "attempt"};
+
 /* XADDs one job per returned (event_id, endpoint_id), with the attempt
- * number in column attempt_col (-1: the first). A refused XADD is left to
- * the overdue and stale passes. Returns how many were queued. */
-static int queue_rows(struct webhook *w, const PGresult *res, const char *why, int attempt_col)
+ * number from the attempt column (with_attempt; else the first). A refused
+ * XADD is left to the overdue and stale passes. Returns how many were
+ * queued. */
+static int queue_rows(struct webhook *w, const PGresult *res, const char *why, bool with_attempt)
 {
 	int queued = 0;
-	for (int i = 0; i < PQntuples(res); i++) {
+	struct pgrow c;
+	if (pgrow_map(&c, res, delivery_cols, with_attempt ? DC_N : DC_ATTEMPT) != 0) {
+		log_event(LOG_ERROR, "relay: unexpected result", LF_S("error", c.err),
+			  LF_S("pass", why));
+		return 0;
+	}
+	for (int i = 0; i < pgrow_count(&c); i++) {
 		struct job_field f[] = {
-			{"event_id", PQgetvalue(res, i, 0)},
-			{"endpoint_id", PQgetvalue(res, i, 1)},
-			{"attempt", attempt_col >= 0 ? PQgetvalue(res, i, attempt_col) : "1"},
+			{"event_id", pgrow_text(&c, i, DC_EVENT_ID)},
+			{"endpoint_id", pgrow_text(&c, i, DC_ENDPOINT_ID)},
+			{"attempt", with_attempt ? pgrow_text(&c, i, DC_ATTEMPT) : "1"},
 		};
 		if (jobs_add(w->redis, jobq_stream_key(w->jobs), RELAY_MAXLEN, f, 3, NULL, NULL) !=
 		    0) {
@@ -118,8 +131,17 @@ static void relay_done(void *arg, const PGresult *res, const char *err)
 			log_event(LOG_WARN, "relay pass failed", LF_S("error", err));
 		return;
 	}
-	long events = PQntuples(res) > 0 ? strtol(PQgetvalue(res, 0, 2), NULL, 10) : 0;
-	int queued = queue_rows(w, res, "relay", -1);
+	/* Every row carries the count of events the pass claimed. */
+	static const char *const events_col[] = {"events"};
+	struct pgrow ec;
+	int64_t events = 0;
+	if (pgrow_map(&ec, res, events_col, 1) != 0) {
+		log_event(LOG_ERROR, "relay: unexpected result", LF_S("error", ec.err));
+		return;
+	}
+	if (pgrow_count(&ec) > 0 && !pgrow_int64(&ec, 0, 0, &events))
+		events = 0;
+	int queued = queue_rows(w, res, "relay", false);
 	metric_add(m_queued, (uint64_t)queued);
 	if (PQntuples(res) > 0) {
 		metric_add(m_events, (uint64_t)events);
@@ -147,7 +169,7 @@ static void stale_done(void *arg, const PGresult *res, const char *err)
 			log_event(LOG_WARN, "relay stale pass failed", LF_S("error", err));
 		return;
 	}
-	int n = queue_rows(w, res, "stale", -1);
+	int n = queue_rows(w, res, "stale", false);
 	if (n > 0) {
 		metric_add(m_requeued, (uint64_t)n);
 		log_event(LOG_INFO, "re-queued deliveries whose job was lost", LF_I("count", n));
@@ -163,7 +185,7 @@ static void overdue_done(void *arg, const PGresult *res, const char *err)
 			log_event(LOG_WARN, "relay overdue pass failed", LF_S("error", err));
 		return;
 	}
-	int n = queue_rows(w, res, "overdue", 2);
+	int n = queue_rows(w, res, "overdue", true);
 	if (n > 0) {
 		metric_add(m_overdue, (uint64_t)n);
 		log_event(LOG_INFO, "re-queued deliveries whose next attempt was overdue",

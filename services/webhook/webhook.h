@@ -84,9 +84,8 @@ void delivery_shutdown(struct webhook *w);
 int webhook_relay_init(struct webhook *w) __attribute__((warn_unused_result));
 void webhook_relay_start(struct webhook *w);
 
-/* ssrf.c: pure checks, unit-tested. */
-
-/* ssrf_address_problem: common/ssrf.h. */
+/* retry.c: the retry schedule, pure and unit-tested (the SSRF guard's
+ * address classes are common/ssrf.h). */
 
 /* The delay before retry number attempt (1 = after the first attempt) in
  * milliseconds, or -1 when the schedule is exhausted (DLQ). retry_after_s

@@ -23,7 +23,6 @@ int worker_config_load(struct worker_config *c)
 {
 	static const char *const providers[] = {"mock", "http", NULL};
 	static const char *const http_schemes[] = {"http", "https", NULL};
-	long long v;
 
 	memset(c, 0, sizeof(*c));
 	if (cfg_base_load(&c->base) ||
@@ -46,11 +45,7 @@ int worker_config_load(struct worker_config *c)
 			goto fail;
 		}
 	}
-	const struct {
-		const char *name;
-		long long def, min, max;
-		int *dst;
-	} ints[] = {
+	const struct cfg_int_var ints[] = {
 		{"MOCK_SETTLE_MIN_MS", 90000, 0, 86400000, &c->mock_settle_min_ms},
 		{"MOCK_SETTLE_MAX_MS", 120000, 0, 86400000, &c->mock_settle_max_ms},
 		{"MAX_ATTEMPTS", 5, 1, 100, &c->max_attempts},
@@ -67,11 +62,8 @@ int worker_config_load(struct worker_config *c)
 		{"DB_QUERY_TIMEOUT_MS", 5000, 10, 600000, &c->db_timeout_ms},
 		{"SHUTDOWN_GRACE_SECONDS", 10, 0, 3600, &c->grace_seconds},
 	};
-	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
-		if (cfg_int(ints[i].name, ints[i].def, ints[i].min, ints[i].max, &v))
-			goto fail;
-		*ints[i].dst = (int)v;
-	}
+	if (cfg_int_table(ints, CFG_COUNT(ints)) != 0)
+		goto fail;
 	if (c->mock_settle_max_ms < c->mock_settle_min_ms) {
 		cfg_fail("MOCK_SETTLE_MAX_MS", "must be at least MOCK_SETTLE_MIN_MS");
 		goto fail;

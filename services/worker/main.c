@@ -84,7 +84,7 @@ static int worker_init(struct worker *w)
 				       (unsigned long long)c->mock_seed};
 		w->provider = provider_mock_new(w->base, &mo);
 	}
-	if (!w->provider || steps_init(w) != 0 || relay_init(w) != 0)
+	if (!w->provider || steps_init(w) != 0 || relay_init(w) != 0 || cleanup_init(w) != 0)
 		return -1;
 	struct jobd_opts dopt = {.base = w->base,
 				 .pg = w->pg,
@@ -146,6 +146,7 @@ int main(int argc, char **argv)
 	}
 	jobq_start(w.jobs);
 	relay_start(&w);
+	cleanup_start(&w);
 	log_event(LOG_INFO, "rampart-worker running", LF_S("consumer", w.consumer),
 		  LF_S("provider", w.provider->ops->name), LF_I("metrics_port", w.cfg.metrics_port),
 		  LF_S("version", RAMPART_VERSION));

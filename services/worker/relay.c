@@ -1,7 +1,7 @@
-/* relay.c - the worker's maintenance timers: the relay that re-enqueues
- * payments whose job never reached Redis (a crash between commit and XADD,
- * Redis down, a job lost with Redis data) and the cleanup of expired quotes
- * and Idempotency-Key records.
+/* relay.c - the worker's relay: re-enqueues payments whose job never reached
+ * Redis (a crash between commit and XADD, Redis down, a job lost with Redis
+ * data). The cleanup of expired quotes and Idempotency-Key records is
+ * cleanup.c.
  *
  * Two passes find lost jobs. The overdue pass (every tick) takes payments
  * whose next step was due (next_due_at, written with every transition and
@@ -21,13 +21,12 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/pg.h"
+#include "common/pgrow.h"
 #include "common/redis.h"
 #include "worker.h"
 
 #define RELAY_BATCH	    "500"
 #define OVERDUE_MAX_BATCHES 10 /* per tick: up to 5000 overdue payments */
-#define CLEANUP_BATCH	    "1000"
-#define CLEANUP_MAX_BATCHES 20 /* per tick: bounded work, the rest next tick */
 
 /* Live payments untouched for a stale window, each at most once per window
  * (reconciled_at), claimed with SKIP LOCKED so several workers split them. */
@@ -53,30 +52,30 @@ static const char overdue_sql[] =
 	" ORDER BY next_due_at LIMIT $2::int FOR UPDATE SKIP LOCKED) s"
 	" WHERE p.id = s.id RETURNING p.id, p.status";
 
-/* Expired quotes no payment used, oldest first, and Idempotency-Key records
- * past their 24 h, in bounded batches; the counts of both. */
-static const char cleanup_sql[] =
-	"WITH q AS (DELETE FROM quotes WHERE id IN (SELECT id FROM quotes"
-	"  WHERE used_at IS NULL AND expires_at < now()"
-	"  ORDER BY expires_at LIMIT $1::int FOR UPDATE SKIP LOCKED) RETURNING 1),"
-	" k AS (DELETE FROM idempotency_keys WHERE (api_key_id, key) IN ("
-	"  SELECT api_key_id, key FROM idempotency_keys WHERE expires_at < now()"
-	"  LIMIT $1::int FOR UPDATE SKIP LOCKED) RETURNING 1)"
-	" SELECT (SELECT count(*) FROM q), (SELECT count(*) FROM k)";
-
-static struct metric *m_relayed, *m_cleaned;
+static struct metric *m_relayed;
 static struct metric *m_overdue;
-static bool relay_busy, overdue_busy, cleanup_busy;
-static int cleanup_batches, overdue_batches;
+static bool relay_busy, overdue_busy;
+static int overdue_batches;
+
+/* relay_sql's and overdue_sql's columns, read by name (common/pgrow.h). */
+enum { RC_ID, RC_STATUS, RC_N };
+static const char *const relay_cols[RC_N] = {"id", "status"};
 
 /* XADDs the first step of each returned (id, status); returns how many. */
 static int requeue_rows(struct worker *w, const PGresult *res, const char *pass)
 {
 	int n = 0;
-	for (int i = 0; i < PQntuples(res); i++) {
+	struct pgrow c;
+	if (pgrow_map(&c, res, relay_cols, RC_N) != 0) {
+		log_event(LOG_ERROR, "relay: unexpected result", LF_S("error", c.err),
+			  LF_S("pass", pass));
+		return 0;
+	}
+	for (int i = 0; i < pgrow_count(&c); i++) {
 		enum pay_state st;
-		const char *id = PQgetvalue(res, i, 0);
-		if (pay_state_parse(PQgetvalue(res, i, 1), &st) != 0 || pay_state_step(st) < 0)
+		const char *id = pgrow_text(&c, i, RC_ID);
+		const char *status = pgrow_text(&c, i, RC_STATUS);
+		if (pay_state_parse(status, &st) != 0 || pay_state_step(st) < 0)
 			continue;
 		struct job_field f[] = {
 			{"payment_id", id},
@@ -91,7 +90,7 @@ static int requeue_rows(struct worker *w, const PGresult *res, const char *pass)
 		}
 		n++;
 		log_event(LOG_INFO, "relayed a stalled payment", LF_S("payment_id", id),
-			  LF_S("status", PQgetvalue(res, i, 1)), LF_S("pass", pass));
+			  LF_S("status", status), LF_S("pass", pass));
 	}
 	return n;
 }
@@ -157,74 +156,22 @@ static void relay_tick(evutil_socket_t fd, short what, void *arg)
 		relay_busy = true;
 }
 
-static void cleanup_batch(struct worker *w);
-
-static void cleanup_done(void *arg, const PGresult *res, const char *err)
-{
-	struct worker *w = arg;
-	cleanup_busy = false;
-	if (err) {
-		log_event(LOG_WARN, "quote cleanup failed", LF_S("error", err));
-		return;
-	}
-	long n = strtol(PQgetvalue(res, 0, 0), NULL, 10);
-	long keys = strtol(PQgetvalue(res, 0, 1), NULL, 10);
-	if (n > 0) {
-		metric_add(m_cleaned, (uint64_t)n);
-		log_event(LOG_INFO, "expired quotes deleted", LF_I("count", n));
-	}
-	if (keys > 0)
-		log_event(LOG_INFO, "expired idempotency keys deleted", LF_I("count", keys));
-	if (keys > n)
-		n = keys;
-	if (n == strtol(CLEANUP_BATCH, NULL, 10) && ++cleanup_batches < CLEANUP_MAX_BATCHES &&
-	    !w->draining)
-		cleanup_batch(w);
-}
-
-static void cleanup_batch(struct worker *w)
-{
-	const char *params[] = {CLEANUP_BATCH};
-	if (pg_exec(w->pg, w->stmt_cleanup, params, cleanup_done, w) == 0)
-		cleanup_busy = true;
-}
-
-static void cleanup_tick(evutil_socket_t fd, short what, void *arg)
-{
-	struct worker *w = arg;
-	(void)fd;
-	(void)what;
-	if (cleanup_busy || w->draining)
-		return;
-	cleanup_batches = 0;
-	cleanup_batch(w);
-}
-
 int relay_init(struct worker *w)
 {
 	w->stmt_relay = pg_prepare(w->pg, relay_sql, 2);
 	w->stmt_overdue = pg_prepare(w->pg, overdue_sql, 3);
-	w->stmt_cleanup = pg_prepare(w->pg, cleanup_sql, 1);
 	m_relayed = metrics_counter("rampart_relay_jobs_total",
 				    "Jobs re-enqueued for payments that had stalled", "");
 	m_overdue =
 		metrics_counter("rampart_relay_overdue_jobs_total",
 				"Jobs re-enqueued for payments whose next step was overdue", "");
-	m_cleaned = metrics_counter("rampart_quotes_cleaned_total",
-				    "Expired, unused quotes deleted", "");
 	w->relay_ev = event_new(w->base, -1, EV_PERSIST, relay_tick, w);
-	w->cleanup_ev = event_new(w->base, -1, EV_PERSIST, cleanup_tick, w);
-	return w->stmt_relay >= 0 && w->stmt_overdue >= 0 && w->stmt_cleanup >= 0 && w->relay_ev &&
-			       w->cleanup_ev
-		       ? 0
-		       : -1;
+	return w->stmt_relay >= 0 && w->stmt_overdue >= 0 && w->relay_ev ? 0 : -1;
 }
 
 void relay_start(struct worker *w)
 {
 	struct timeval relay = {w->cfg.relay_interval_ms / 1000,
 				(w->cfg.relay_interval_ms % 1000) * 1000};
-	struct timeval cleanup = {w->cfg.cleanup_interval_s, 0};
 	event_add(w->relay_ev, &relay);
-	event_add(w->cleanup_ev, &cleanup);
 }

@@ -64,8 +64,12 @@ struct worker {
 int steps_init(struct worker *w) __attribute__((warn_unused_result));
 void steps_handle(void *worker, struct job *job);
 
-/* relay.c: re-enqueues stalled payments; quote TTL cleanup. */
+/* relay.c: re-enqueues stalled payments. */
 int relay_init(struct worker *w) __attribute__((warn_unused_result));
 void relay_start(struct worker *w);
+
+/* cleanup.c: deletes expired quotes and Idempotency-Key records. */
+int cleanup_init(struct worker *w) __attribute__((warn_unused_result));
+void cleanup_start(struct worker *w);
 
 #endif

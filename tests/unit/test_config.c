@@ -369,6 +369,45 @@ static void test_fail(void **state)
 			    "config: MOCK_SETTLE_MIN_MS: must not exceed MOCK_SETTLE_MAX_MS\n");
 }
 
+/* The daemons' tables of int variables: defaults, values, the first bad
+ * one reported and nothing after it read. */
+static void test_int_table(void **state)
+{
+	int a = -1, b = -1, c = -1;
+	const struct cfg_int_var table[] = {
+		{"RAMPART_TEST_A", 7, 0, 10, &a},
+		{VAR, 5, 1, 100, &b},
+		{"RAMPART_TEST_C", 3, 0, 10, &c},
+	};
+
+	(void)state;
+	unsetenv("RAMPART_TEST_A");
+	unsetenv("RAMPART_TEST_C");
+	set("42");
+	assert_int_equal(cfg_int_table(table, CFG_COUNT(table)), 0);
+	assert_int_equal(a, 7);
+	assert_int_equal(b, 42);
+	assert_int_equal(c, 3);
+
+	a = b = c = -1;
+	set("101");
+	capture_begin();
+	assert_int_equal(cfg_int_table(table, CFG_COUNT(table)), -1);
+	capture_end();
+	assert_string_equal(captured,
+			    "config: RAMPART_TEST_VAR: out of range: must be between 1 and 100 "
+			    "(got \"101\")\n");
+	assert_int_equal(a, 7);
+	assert_int_equal(b, -1);
+	assert_int_equal(c, -1);
+
+	const struct cfg_int_var wide[] = {{VAR, 5, 0, 1LL << 40, &b}};
+	capture_begin();
+	assert_int_equal(cfg_int_table(wide, 1), -1);
+	capture_end();
+	assert_non_null(strstr(captured, "does not fit an int"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -380,6 +419,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_int_list, teardown),
 		cmocka_unit_test_teardown(test_url, teardown),
 		cmocka_unit_test_teardown(test_fail, teardown),
+		cmocka_unit_test_teardown(test_int_table, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

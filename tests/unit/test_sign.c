@@ -1,6 +1,6 @@
 /* test_sign.c - unit tests for common/sign (Standard Webhooks signatures)
- * and the webhook daemon's pure decisions (ssrf.c: address classes, retry
- * delays, Retry-After). */
+ * and the webhook daemon's pure decisions (common/ssrf.c: address classes;
+ * services/webhook/retry.c: retry delays, Retry-After). */
 /* cmocka needs these before it, in this order. */
 /* clang-format off */
 #include <stdarg.h>

@@ -34,6 +34,20 @@ int cfg_enum(const char *name, const char *def, const char *const *choices, int 
 int cfg_listen(const char *name, const char *def, char *host, size_t host_len, int *port)
 	__attribute__((warn_unused_result));
 
+/* One int-valued variable of a daemon's table: its name, default, range and
+ * where it goes. */
+struct cfg_int_var {
+	const char *name;
+	long long def, min, max; /* min and max within int's range */
+	int *dst;
+};
+
+/* Reads vars[0..n) in order with cfg_int, each into its *dst. Stops at the
+ * first bad value (reported as cfg_int does) and returns -1; else 0. */
+int cfg_int_table(const struct cfg_int_var *vars, size_t n) __attribute__((warn_unused_result));
+
+#define CFG_COUNT(table) (sizeof(table) / sizeof((table)[0]))
+
 /* A comma-separated list of non-negative integers, e.g. "5,300,1800".
  * *out is malloc'ed (caller frees); *n >= 1 on success. */
 int cfg_int_list(const char *name, const char *def, long long max, long long **out, size_t *n)

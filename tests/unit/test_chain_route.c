@@ -1,5 +1,5 @@
-/* test_route.c - unit tests for common/route: names, the cost model, eligibility, choice and fees,
- * with hand-computed values. */
+/* test_chain_route.c - unit tests for common/chain_route: names, the cost model, eligibility,
+ * choice and fees, with hand-computed values. */
 /* cmocka needs these before it, in this order. */
 /* clang-format off */
 #include <stdarg.h>
@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "common/route.h"
+#include "common/chain_route.h"
 
 #define SCALE MONEY_RATE_SCALE
 #define GWEI  1000000000LL
@@ -111,7 +111,7 @@ static int64_t cost(const struct route_candidate *c)
 
 /* Invariants of every successful result, checked independently of the engine:
  * candidates indexed by chain, fee totals add up, the chosen chain is eligible
- * and no eligible chain beats it under route.h's rule, risk strings fit. */
+ * and no eligible chain beats it under chain_route.h's rule, risk strings fit. */
 static void check_result(const struct route_result *res, const struct route_request *req)
 {
 	bool express = req->priority == PRIORITY_EXPRESS;

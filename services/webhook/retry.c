@@ -1,5 +1,5 @@
-/* ssrf.c - when to retry: the daemon's pure decisions, kept apart from I/O
- * so they are unit-tested (the address classes are in common/ssrf.c). */
+/* retry.c - the webhook retry schedule: when to try a delivery again (the
+ * schedule's step, jitter, a Retry-After honoured). Pure, so unit-tested. */
 #include <curl/curl.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,5 +1,6 @@
-/* route.c - the routing engine (SPEC 6): prices every chain and picks one, deterministically. */
-#include "common/route.h"
+/* chain_route.c - the chain-routing engine (SPEC 6): prices every chain and picks one,
+ * deterministically. */
+#include "common/chain_route.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -24,9 +25,9 @@ typedef unsigned __int128 u128;
 #define CENTS_PER_USD	  UINT64_C(100)
 #define USD_STRLEN	  48 /* "$9,223,372,036,854,775.80" and then some */
 #define BPS_MAX		  10000
-#define DEFAULT_PROVIDER  "circle" /* route.h: the ramp provider is Circle */
+#define DEFAULT_PROVIDER  "circle" /* chain_route.h: the ramp provider is Circle */
 
-/* One row per chain: the constants of route.h's cost model. gas_units 0 means
+/* One row per chain: the constants of chain_route.h's cost model. gas_units 0 means
  * Solana's lamport model (base fee + priority fee x compute units). */
 struct chain_model {
 	const char *name;

@@ -1,4 +1,4 @@
-/* route.h - the deterministic routing engine (SPEC 6): for each chain a cost
+/* chain_route.h - the deterministic chain-routing engine (SPEC 6): for each chain a cost
  * model (network fee in USD from gas price x typical USDC-transfer gas x native
  * token price), a settlement time, availability and a security tier; a choice
  * by amount, priority and customer tier; and the fee breakdown in minor units
@@ -26,8 +26,8 @@
  *     x (chain risk bps: ethereum 0, base 1, arbitrum 1, polygon 2, solana 2,
  *     + provider_minor_bps when the provider reports minor trouble);
  *   - a provider status of major or critical means no route at all. */
-#ifndef COMMON_ROUTE_H
-#define COMMON_ROUTE_H
+#ifndef COMMON_CHAIN_ROUTE_H
+#define COMMON_CHAIN_ROUTE_H
 
 #include <stdbool.h>
 #include <stddef.h>
