@@ -1251,7 +1251,9 @@ int http_server_listen(struct http_server *s, const char *host, int port, bool r
 		return -1;
 	}
 	snprintf(portstr, sizeof(portstr), "%d", port);
-	rc = getaddrinfo(host != NULL && host[0] != '\0' ? host : NULL, portstr, &hints, &ai);
+	/* Listener set-up, before any loop runs. */
+	const char *node = host != NULL && host[0] != '\0' ? host : NULL;
+	rc = getaddrinfo(node, portstr, &hints, &ai); /* checksrc:allow */
 	if (rc != 0) {
 		log_event(LOG_ERROR, "http: bad listen address", LF_S("host", host),
 			  LF_S("error", gai_strerror(rc)));

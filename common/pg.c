@@ -14,6 +14,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/resolve.h"
+#include "common/rnd.h"
 
 #define PG_MAX_TX	  16
 #define PG_BACKOFF_MIN_MS 100
@@ -512,7 +513,7 @@ static void conn_schedule_reconnect(struct pg_conn *c)
 {
 	int ms = c->backoff_ms ? c->backoff_ms : PG_BACKOFF_MIN_MS;
 	/* Jitter in [ms/2, ms) so a pool's connections do not stampede. */
-	int delay = ms / 2 + (int)((unsigned)rand() % (unsigned)(ms / 2 + 1));
+	int delay = ms / 2 + (int)rnd_below((uint64_t)(ms / 2 + 1));
 	c->backoff_ms = ms * 2 > PG_BACKOFF_MAX_MS ? PG_BACKOFF_MAX_MS : ms * 2;
 	struct timeval tv = {delay / 1000, (delay % 1000) * 1000};
 	evtimer_add(&c->tev, &tv);

@@ -15,6 +15,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/resolve.h"
+#include "common/rnd.h"
 
 #define RDS_BACKOFF_MIN_MS 100
 #define RDS_BACKOFF_MAX_MS 5000
@@ -173,7 +174,7 @@ static void schedule_reconnect(struct rds *r)
 	if (r->freeing)
 		return;
 	int ms = r->backoff_ms ? r->backoff_ms : RDS_BACKOFF_MIN_MS;
-	int delay = ms / 2 + (int)((unsigned)rand() % (unsigned)(ms / 2 + 1));
+	int delay = ms / 2 + (int)rnd_below((uint64_t)(ms / 2 + 1));
 	r->backoff_ms = ms * 2 > RDS_BACKOFF_MAX_MS ? RDS_BACKOFF_MAX_MS : ms * 2;
 	struct timeval tv = {delay / 1000, (delay % 1000) * 1000};
 	evtimer_add(&r->reconnect_ev, &tv);
