@@ -86,22 +86,6 @@ const char *market_chain(struct market *m, int64_t amount, const struct currency
 	return route_chain_name((enum route_chain)res.chosen);
 }
 
-/* A snapshot decimal as fixed point with `scale` decimals (0..10); "0" is 0. */
-static bool decimal(const char *s, int scale, int64_t *out)
-{
-	int64_t v;
-	if (strcmp(s, "0") == 0) {
-		*out = 0;
-		return true;
-	}
-	if (money_rate_parse(s, &v) != MONEY_OK)
-		return false;
-	for (int i = scale; i < MONEY_RATE_DECIMALS; i++)
-		v /= 10;
-	*out = v;
-	return true;
-}
-
 /* One of the router's fields (price.*, gas.<chain>.*, status.circle) into
  * r; anything unreadable leaves the default. */
 static void route_field(struct route_market *r, const char *k, const char *v)
@@ -119,7 +103,7 @@ static void route_field(struct route_market *r, const char *k, const char *v)
 
 	for (size_t i = 0; i < sizeof(prices) / sizeof(prices[0]); i++)
 		if (strcmp(k, prices[i].field) == 0) {
-			if (decimal(v, 6, &x) && x > 0)
+			if (money_fixed_parse(v, 6, &x) && x > 0)
 				for (int j = 0; j < prices[i].n; j++)
 					r->chain[prices[i].chains[j]].native_usd_micros = x;
 			return;
@@ -140,9 +124,9 @@ static void route_field(struct route_market *r, const char *k, const char *v)
 	if (route_chain_parse(name, &c) != 0)
 		return;
 	int scale = c == CHAIN_SOLANA ? 0 : 9; /* micro-lamports, or gwei -> wei */
-	if (strcmp(dot, ".standard") == 0 && decimal(v, scale, &x))
+	if (strcmp(dot, ".standard") == 0 && money_fixed_parse(v, scale, &x))
 		r->chain[c].gas_standard = x;
-	else if (strcmp(dot, ".fast") == 0 && decimal(v, scale, &x))
+	else if (strcmp(dot, ".fast") == 0 && money_fixed_parse(v, scale, &x))
 		r->chain[c].gas_fast = x;
 	else if (strcmp(dot, ".available") == 0) {
 		r->chain[c].unavailable = strcmp(v, "yes") != 0;

@@ -296,18 +296,6 @@ static void ai_done(void *arg, enum ai_outcome o, const struct ai_decision *d, c
 
 /* ---- reading a request ------------------------------------------------------ */
 
-static bool parse_i64(const char *s, int64_t *out)
-{
-	char *end;
-	if (!s || !*s || *s == '-' || *s == '+')
-		return false;
-	long long v = strtoll(s, &end, 10);
-	if (*end || v <= 0)
-		return false;
-	*out = v;
-	return true;
-}
-
 /* The amount's USD band, for the AI cache key: identical requests differ
  * only within a band. The router's own thresholds are edges, so one band
  * never mixes amounts with different eligible chains. */
@@ -352,7 +340,7 @@ void fees_handle(void *arg, struct job *job)
 	snprintf(f->id, sizeof(f->id), "%s", id);
 	snprintf(f->reply_to, sizeof(f->reply_to), "%s", reply_to);
 
-	if (!parse_i64(job_get(job, "deadline_ms"), &f->deadline_ms) ||
+	if (!money_count_parse(job_get(job, "deadline_ms"), &f->deadline_ms) ||
 	    f->deadline_ms <= clock_wall_ms()) {
 		metric_inc(m_requests[REQ_EXPIRED]);
 		jobq_ack(fe->jobs, job);
@@ -362,7 +350,7 @@ void fees_handle(void *arg, struct job *job)
 	/* The api validated all of this; a request that fails here was not
 	 * written by it. */
 	const char *dest = job_get(job, "destination_country");
-	if (!parse_i64(job_get(job, "amount"), &f->req.amount) ||
+	if (!money_count_parse(job_get(job, "amount"), &f->req.amount) ||
 	    !(f->req.from = money_currency(job_get(job, "from_currency") ?: "")) ||
 	    !(f->req.to = money_currency(job_get(job, "to_currency") ?: "")) ||
 	    route_priority_parse(job_get(job, "priority") ?: "standard", &f->req.priority) ||

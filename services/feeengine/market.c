@@ -156,25 +156,6 @@ static void build_view(struct feeengine *fe, int64_t now)
 
 /* ---- the snapshot hash --------------------------------------------------- */
 
-/* v / 10^scale as a decimal string without trailing zeros: 3120550000 at
- * scale 6 -> "3120.55". */
-static void fmt_fixed(int64_t v, int scale, char *buf, size_t len)
-{
-	int64_t p = 1;
-	for (int i = 0; i < scale; i++)
-		p *= 10;
-	int64_t ip = v / p, fp = v % p;
-	if (fp == 0) {
-		snprintf(buf, len, "%" PRId64, ip);
-		return;
-	}
-	char frac[24];
-	snprintf(frac, sizeof(frac), "%0*" PRId64, scale, fp);
-	for (size_t l = strlen(frac); l > 0 && frac[l - 1] == '0'; l--)
-		frac[l - 1] = '\0';
-	snprintf(buf, len, "%" PRId64 ".%s", ip, frac);
-}
-
 #define SNAP_MAX_FIELDS 128
 #define SNAP_VALUE_LEN	112
 
@@ -210,7 +191,7 @@ static void snap_fixed(struct snap *s, const char *key, int64_t val, int scale)
 {
 	char *v = snap_add(s, key);
 	if (v)
-		fmt_fixed(val, scale, v, SNAP_VALUE_LEN);
+		money_fixed_format(val, scale, v, SNAP_VALUE_LEN);
 }
 
 /* <name>.as_of and <name>.source of one source. */
