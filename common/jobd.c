@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/pg.h"
+#include "common/rdsreply.h"
 #include "common/redis.h"
 
 #define QUEUE_SAMPLE_SECONDS 5
@@ -61,33 +62,13 @@ static void sample_groups(void *arg, redisReply *reply, const char *err)
 		metric_set(s->lag, 0);
 		return;
 	}
-	if (err || !reply || reply->type != REDIS_REPLY_ARRAY)
+	struct rr_group g;
+	if (err || !rr_xinfo_group(reply, s->group, &g))
 		return;
-	for (size_t g = 0; g < reply->elements; g++) {
-		redisReply *grp = reply->element[g];
-		if (grp->type != REDIS_REPLY_ARRAY)
-			continue;
-		redisReply *pending = NULL, *lag = NULL;
-		bool ours = false;
-		for (size_t i = 0; i + 1 < grp->elements; i += 2) {
-			redisReply *k = grp->element[i], *v = grp->element[i + 1];
-			if (k->type != REDIS_REPLY_STRING)
-				continue;
-			if (strcmp(k->str, "name") == 0)
-				ours = v->type == REDIS_REPLY_STRING &&
-				       strcmp(v->str, s->group) == 0;
-			else if (strcmp(k->str, "pending") == 0)
-				pending = v;
-			else if (strcmp(k->str, "lag") == 0)
-				lag = v;
-		}
-		if (!ours)
-			continue;
-		if (pending && pending->type == REDIS_REPLY_INTEGER)
-			metric_set(s->pending, pending->integer);
-		if (lag && lag->type == REDIS_REPLY_INTEGER)
-			metric_set(s->lag, lag->integer);
-	}
+	if (g.has_pending)
+		metric_set(s->pending, g.pending);
+	if (g.has_lag)
+		metric_set(s->lag, g.lag);
 }
 
 static void sample_count(struct metric *m, const redisReply *reply, const char *err)

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "common/clock.h"
+#include "common/contracts.h"
 #include "common/http.h"
 #include "common/json.h"
 #include "common/money.h"
@@ -219,6 +220,24 @@ struct fees_input {
 };
 int fees_validate(const json_t *body, struct fees_input *in, struct jv_error *e)
 	__attribute__((warn_unused_result));
+/* The fee request's fields (common/contracts.h: CT_FEE_REQUEST) for a
+ * validated input: values borrowed from in, id, reply_to and request_id,
+ * the numbers formatted into m. Pure. */
+struct fees_request_msg {
+	const char *v[FQ_COUNT];
+	char amount[24], deadline_ms[24];
+};
+void fees_request_fields(const struct fees_input *in, const char *id, const char *reply_to,
+			 int64_t deadline_ms, const char *request_id, struct fees_request_msg *m);
+/* The HTTP answer to the fee engine's reply fields v (CT_FEE_REPLY): status
+ * 200 with *body (caller json_decref's), or an error status with code and
+ * message (borrowed from v, or static). Pure. */
+struct fees_answer {
+	int status;
+	json_t *body;
+	const char *code, *message;
+};
+void fees_reply_answer(const char *const *v, struct fees_answer *out);
 
 /* ---- summary.c: the operator dashboard and what it reads ---- */
 int summary_init(struct loop *l) __attribute__((warn_unused_result));

@@ -6,6 +6,7 @@
 
 #include "app.h"
 #include "common/pg.h"
+#include "common/rdsreply.h"
 #include "common/redis.h"
 
 #define HEALTH_DEADLINE_MS 2000
@@ -150,23 +151,12 @@ static void xinfo_reply(struct health *h, int which, redisReply *reply, const ch
 		} else if (err || !reply || reply->type != REDIS_REPLY_ARRAY) {
 			check_done(h, which, false, err ? err : "unexpected reply");
 		} else {
-			for (size_t g = 0; g < reply->elements; g++) {
-				redisReply *grp = reply->element[g];
-				if (grp->type != REDIS_REPLY_ARRAY)
-					continue;
-				for (size_t i = 0; i + 1 < grp->elements; i += 2) {
-					redisReply *k = grp->element[i], *v = grp->element[i + 1];
-					if (k->type != REDIS_REPLY_STRING)
-						continue;
-					if (strcmp(k->str, "pending") == 0 &&
-					    v->type == REDIS_REPLY_INTEGER)
-						c->a += v->integer;
-					if (strcmp(k->str, "lag") == 0 &&
-					    v->type == REDIS_REPLY_INTEGER) {
-						c->b += v->integer;
-						c->has_lag = true;
-					}
-				}
+			struct rr_group g[16];
+			size_t n = rr_xinfo_groups(reply, g, sizeof(g) / sizeof(g[0]));
+			for (size_t i = 0; i < n; i++) {
+				c->a += g[i].has_pending ? g[i].pending : 0;
+				c->b += g[i].has_lag ? g[i].lag : 0;
+				c->has_lag |= g[i].has_lag;
 			}
 			if (reply->elements == 0)
 				c->has_lag = true;
@@ -190,10 +180,12 @@ static void xlen_reply(struct health *h, int which, redisReply *reply, const cha
 {
 	h->outstanding--;
 	if (!h->replied) {
-		if (!err && reply && reply->type == REDIS_REPLY_INTEGER)
-			h->ck[which].a = reply->integer;
-		check_done(h, which, !err && reply && reply->type == REDIS_REPLY_INTEGER,
-			   err ? err : "unexpected reply");
+		long long depth;
+		bool ok = !err && reply && reply->type == REDIS_REPLY_INTEGER &&
+			  rr_int(reply, &depth);
+		if (ok)
+			h->ck[which].a = depth;
+		check_done(h, which, ok, err ? err : "unexpected reply");
 	}
 	health_release(h);
 }

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "app.h"
+#include "common/contracts.h"
 #include "common/fdlimit.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -240,13 +241,12 @@ int main(int argc, char **argv)
 	 * Redis connections and listeners. Accepting stops at the limit. */
 	fd_limit_raise(API_CLIENTS_ROOM + (long)a.cfg.threads * (a.cfg.db_pool_size + 8) + 64);
 	evthread_use_pthreads();
-	snprintf(a.snapshot_key, sizeof(a.snapshot_key), "%s:market:snapshot",
-		 a.cfg.base.redis_prefix);
-	snprintf(a.jobs_key, sizeof(a.jobs_key), "%s:{payments}:jobs", a.cfg.base.redis_prefix);
-	snprintf(a.dlq_key, sizeof(a.dlq_key), "%s:{payments}:dlq", a.cfg.base.redis_prefix);
-	snprintf(a.wh_jobs_key, sizeof(a.wh_jobs_key), "%s:{webhooks}:jobs",
-		 a.cfg.base.redis_prefix);
-	snprintf(a.wh_dlq_key, sizeof(a.wh_dlq_key), "%s:{webhooks}:dlq", a.cfg.base.redis_prefix);
+	const char *prefix = a.cfg.base.redis_prefix;
+	rk_snapshot_key(a.snapshot_key, sizeof(a.snapshot_key), prefix);
+	rk_queue_key(a.jobs_key, sizeof(a.jobs_key), prefix, RQ_PAYMENTS, RK_STREAM);
+	rk_queue_key(a.dlq_key, sizeof(a.dlq_key), prefix, RQ_PAYMENTS, RK_DLQ);
+	rk_queue_key(a.wh_jobs_key, sizeof(a.wh_jobs_key), prefix, RQ_WEBHOOKS, RK_STREAM);
+	rk_queue_key(a.wh_dlq_key, sizeof(a.wh_dlq_key), prefix, RQ_WEBHOOKS, RK_DLQ);
 	a.nonce = (unsigned)rand();
 	atomic_init(&a.draining, false);
 	struct event_base *main_base = event_base_new();

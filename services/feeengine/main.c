@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/contracts.h"
 #include "common/httpc.h"
 #include "common/jobd.h"
 #include "common/jobs.h"
@@ -50,8 +51,7 @@ static int fee_init(struct feeengine *fe)
 	char host[64] = "feeengine";
 	gethostname(host, sizeof(host) - 1);
 	snprintf(fe->consumer, sizeof(fe->consumer), "%s-%ld", host, (long)getpid());
-	snprintf(fe->snapshot_key, sizeof(fe->snapshot_key), "%s:market:snapshot",
-		 c->base.redis_prefix);
+	rk_snapshot_key(fe->snapshot_key, sizeof(fe->snapshot_key), c->base.redis_prefix);
 
 	fe->base = event_base_new();
 	if (!fe->base)
@@ -59,11 +59,11 @@ static int fee_init(struct feeengine *fe)
 	struct jobq_opts jo = {.base = fe->base,
 			       .redis_url = c->base.redis_url,
 			       .prefix = c->base.redis_prefix,
-			       .queue = "fees",
-			       .stream_kind = "requests",
+			       .queue = rk_queue(RQ_FEES)->name,
+			       .stream_kind = rk_queue(RQ_FEES)->stream_kind,
 			       .no_delayed = true,
 			       .noack = true, /* a request outlives no deadline: see fees.c */
-			       .group = "feeengines",
+			       .group = rk_queue(RQ_FEES)->group,
 			       .consumer = fe->consumer,
 			       .block_ms = 1000,
 			       .batch = 256,

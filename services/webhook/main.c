@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/contracts.h"
 #include "common/fdlimit.h"
 #include "common/httpc.h"
 #include "common/jobd.h"
@@ -77,8 +78,8 @@ static int webhook_init(struct webhook *w)
 	struct jobq_opts jo = {.base = w->base,
 			       .redis_url = c->base.redis_url,
 			       .prefix = c->base.redis_prefix,
-			       .queue = "webhooks",
-			       .group = "webhooks",
+			       .queue = rk_queue(RQ_WEBHOOKS)->name,
+			       .group = rk_queue(RQ_WEBHOOKS)->group,
 			       .consumer = w->consumer,
 			       .block_ms = 1000,
 			       .batch = 128,

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "common/contracts.h"
 #include "common/jobs.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -91,12 +92,14 @@ static int queue_rows(struct webhook *w, const PGresult *res, const char *why, i
 {
 	int queued = 0;
 	for (int i = 0; i < PQntuples(res); i++) {
-		struct job_field f[] = {
-			{"event_id", PQgetvalue(res, i, 0)},
-			{"endpoint_id", PQgetvalue(res, i, 1)},
-			{"attempt", attempt_col >= 0 ? PQgetvalue(res, i, attempt_col) : "1"},
+		const char *m[WJ_COUNT] = {
+			[WJ_EVENT_ID] = PQgetvalue(res, i, 0),
+			[WJ_ENDPOINT_ID] = PQgetvalue(res, i, 1),
+			[WJ_ATTEMPT] = attempt_col >= 0 ? PQgetvalue(res, i, attempt_col) : "1",
 		};
-		if (jobs_add(w->redis, jobq_stream_key(w->jobs), RELAY_MAXLEN, f, 3, NULL, NULL) !=
+		struct job_field f[WJ_COUNT];
+		int nf = ct_fields(&CT_WH_JOB, m, f);
+		if (jobs_add(w->redis, jobq_stream_key(w->jobs), RELAY_MAXLEN, f, nf, NULL, NULL) !=
 		    0) {
 			log_event(LOG_WARN,
 				  "relay could not queue a delivery (the stale pass retries)",

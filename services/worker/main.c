@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/contracts.h"
 #include "common/fdlimit.h"
 #include "common/httpc.h"
 #include "common/jobd.h"
@@ -61,8 +62,8 @@ static int worker_init(struct worker *w)
 	struct jobq_opts jo = {.base = w->base,
 			       .redis_url = c->base.redis_url,
 			       .prefix = c->base.redis_prefix,
-			       .queue = "payments",
-			       .group = "workers",
+			       .queue = rk_queue(RQ_PAYMENTS)->name,
+			       .group = rk_queue(RQ_PAYMENTS)->group,
 			       .consumer = w->consumer,
 			       .block_ms = 1000,
 			       .batch = 128,
