@@ -14,6 +14,7 @@
 #include "common/json.h"
 #include "common/money.h"
 #include "common/route.h"
+#include "common/snapshot.h"
 #include "config.h"
 
 struct event_base;
@@ -29,10 +30,10 @@ struct fees_loop;
  * refresh timer, read by every loop under the mutex. */
 struct market {
 	pthread_mutex_t mu;
-	size_t n;	  /* currencies known to money.h */
-	int64_t *per_usd; /* 0 = no snapshot value: use the default */
-	char source[16];  /* fx.source of the snapshot, "" without one */
-	int64_t as_of;	  /* fx.as_of, unix seconds, 0 when unknown */
+	size_t n;	       /* currencies known to money.h */
+	int64_t *per_usd;      /* 0 = no snapshot value: use the default */
+	enum snap_state state; /* of the snapshot's FX rates (fx.source, aged) */
+	int64_t as_of;	       /* fx.as_of, unix seconds, 0 when unknown */
 	bool have_snapshot;
 	struct route_market route;     /* the snapshot's gas, prices, availability,
 					  Circle status; route_market_defaults where absent */
@@ -141,11 +142,7 @@ void auth_hook(struct http_req *r, void *loop);
 /* The caller of an authenticated request (borrowed from r). */
 const struct principal *auth_principal(const struct http_req *r);
 
-/* ---- market.c ---- */
-/* The snapshot's sources in the fee engine's order (feeengine/market.c):
- * "<name>.as_of" and "<name>.source" are their fields. */
-extern const char *const market_sources[];
-#define N_MARKET_SOURCES 8
+/* ---- market.c: the snapshot's fields are common/snapshot.h's ---- */
 int market_init(struct market *m) __attribute__((warn_unused_result));
 void market_free(struct market *m);
 /* Starts loop 0's once-a-second refresh from Redis. */

@@ -13,9 +13,6 @@
 
 enum { CK_POSTGRES, CK_REDIS, CK_QUEUE, CK_DLQ, CK_WH_QUEUE, CK_WH_DLQ, CK_MARKET, CK_COUNT };
 
-/* The market snapshot's sources (docs/fees.md): <name>.as_of, <name>.source. */
-#define N_SOURCES N_MARKET_SOURCES
-
 struct check {
 	bool done, up;
 	uint64_t latency_us;
@@ -200,16 +197,6 @@ static void wh_xlen_done(void *arg, redisReply *reply, const char *err)
 	xlen_reply(arg, CK_WH_DLQ, reply, err);
 }
 
-/* A snapshot field as unix seconds; 0 when absent or not a number. */
-static long long field_secs(const redisReply *v)
-{
-	if (!v || v->type != REDIS_REPLY_STRING)
-		return 0;
-	char *end;
-	long long x = strtoll(v->str, &end, 10);
-	return *end == '\0' && x > 0 ? x : 0;
-}
-
 /* HMGET <snapshot> snapshot.as_of, then <source>.as_of and <source>.source
  * per source. Up (fresh) when the snapshot exists, was rewritten within
  * MARKET_CACHE_TTL_SECONDS and no source is on its built-in default; else
@@ -224,29 +211,35 @@ static void market_done(void *arg, redisReply *reply, const char *err)
 		return;
 	}
 	if (err || !reply || reply->type != REDIS_REPLY_ARRAY ||
-	    reply->elements != 1 + 2 * N_SOURCES) {
+	    reply->elements != SNAP_META_NFIELDS) {
 		check_done(h, CK_MARKET, false, err ? err : "unexpected reply");
 		health_release(h);
 		return;
 	}
+	struct snapshot snap;
+	const char *const *names = snapshot_meta_fields();
+	snapshot_init(&snap);
+	for (size_t i = 0; i < SNAP_META_NFIELDS; i++)
+		(void)snapshot_decode_field(&snap, names[i], rr_str(reply->element[i]));
 	long long now = (long long)(clock_wall_ms() / 1000);
-	long long written = field_secs(reply->element[0]);
+	long long written = snap.as_of;
 	long long ttl = h->l->app->cfg.market_ttl_s;
 	json_t *sources = json_object();
 	char defaults[96] = "";
 	size_t used = 0;
-	for (size_t i = 0; i < N_SOURCES; i++) {
-		long long as_of = field_secs(reply->element[1 + 2 * i]);
-		const redisReply *sv = reply->element[2 + 2 * i];
-		const char *src = sv && sv->type == REDIS_REPLY_STRING ? sv->str : "default";
-		if (strcmp(src, "live") != 0 && strcmp(src, "cached") != 0)
-			src = "default";
-		json_object_set_new(sources, market_sources[i],
+	for (size_t i = 0; i < SNAP_SOURCE_COUNT; i++) {
+		const struct snap_meta *m = &snap.src[i];
+		const char *name = snap_source_name((enum snap_source)i);
+		long long as_of = m->as_of;
+		/* Absent or unknown: on its built-in default. */
+		enum snap_state st = m->has_state ? m->state : SNAP_DEFAULT;
+		const char *src = snap_state_name(st);
+		json_object_set_new(sources, name,
 				    json_pack("{s:s, s:o}", "source", src, "age_seconds",
 					      as_of > 0 ? json_integer(now - as_of) : json_null()));
-		if (strcmp(src, "default") == 0 && used < sizeof(defaults))
+		if (st == SNAP_DEFAULT && used < sizeof(defaults))
 			used += (size_t)snprintf(defaults + used, sizeof(defaults) - used, "%s%s",
-						 used ? ", " : "", market_sources[i]);
+						 used ? ", " : "", name);
 	}
 	h->market = json_pack("{s:o, s:o}", "snapshot_age_seconds",
 			      written > 0 ? json_integer(now - written) : json_null(), "sources",
@@ -267,19 +260,11 @@ static void market_done(void *arg, redisReply *reply, const char *err)
 
 static int market_send(struct health *h)
 {
-	const char *argv[3 + 2 * N_SOURCES];
-	char fields[2 * N_SOURCES][32];
-	int n = 0;
-	argv[n++] = "HMGET";
-	argv[n++] = h->l->app->snapshot_key;
-	argv[n++] = "snapshot.as_of";
-	for (size_t i = 0; i < N_SOURCES; i++) {
-		snprintf(fields[2 * i], sizeof(fields[0]), "%s.as_of", market_sources[i]);
-		snprintf(fields[2 * i + 1], sizeof(fields[0]), "%s.source", market_sources[i]);
-		argv[n++] = fields[2 * i];
-		argv[n++] = fields[2 * i + 1];
-	}
-	return rds_command_argv(h->l->redis, market_done, h, n, argv, NULL, 0);
+	const char *argv[2 + SNAP_META_NFIELDS] = {"HMGET", h->l->app->snapshot_key};
+	const char *const *names = snapshot_meta_fields();
+	for (size_t i = 0; i < SNAP_META_NFIELDS; i++)
+		argv[2 + i] = names[i];
+	return rds_command_argv(h->l->redis, market_done, h, 2 + SNAP_META_NFIELDS, argv, NULL, 0);
 }
 
 static void deadline_cb(evutil_socket_t fd, short what, void *arg)

@@ -127,48 +127,39 @@ void summary_xinfo_group(const redisReply *groups, const char *group, struct que
 	out->lag = g.has_lag ? g.lag : -1;
 }
 
-static const char *field_value(const char *const *fields, const char *const *values, size_t n,
-			       const char *name)
-{
-	for (size_t i = 0; i < n; i++)
-		if (fields[i] && values[i] && strcmp(fields[i], name) == 0)
-			return values[i];
-	return NULL;
-}
-
 /* A non-negative decimal integer, else -1. */
 static int64_t parse_nonneg(const char *s)
 {
-	char *end;
-	if (!s || *s < '0' || *s > '9')
-		return -1;
-	long long v = strtoll(s, &end, 10);
-	return *end || v < 0 ? -1 : (int64_t)v;
+	int64_t v;
+	if (s && strcmp(s, "0") == 0)
+		return 0;
+	return money_count_parse(s, &v) ? v : -1;
 }
 
 json_t *summary_market_json(const char *const *fields, const char *const *values, size_t n,
 			    int64_t now_s)
 {
 	json_t *out = json_object(), *list = json_array();
-	char k[48];
 	if (!out || !list) {
 		json_decref(out);
 		json_decref(list);
 		return NULL;
 	}
-	int64_t as_of = parse_nonneg(field_value(fields, values, n, "snapshot.as_of"));
+	struct snapshot snap;
+	snapshot_init(&snap);
+	for (size_t i = 0; i < n; i++)
+		(void)snapshot_decode_field(&snap, fields[i], values[i]);
+	int64_t as_of = snap.as_of;
 	json_object_set_new(out, "as_of", as_of > 0 ? json_integer(as_of) : json_null());
-	for (size_t i = 0; i < N_MARKET_SOURCES; i++) {
-		snprintf(k, sizeof(k), "%s.source", market_sources[i]);
-		const char *src = field_value(fields, values, n, k);
-		snprintf(k, sizeof(k), "%s.as_of", market_sources[i]);
-		int64_t t = parse_nonneg(field_value(fields, values, n, k));
+	for (size_t i = 0; i < SNAP_SOURCE_COUNT; i++) {
+		const struct snap_meta *m = &snap.src[i];
+		int64_t t = m->as_of;
 		/* as_of 0 means a built-in default: there is no reading to age. */
-		json_t *o =
-			json_pack("{s:s, s:s, s:o, s:o}", "name", market_sources[i], "source",
-				  src ? src : "missing", "as_of",
-				  t > 0 ? json_integer(t) : json_null(), "age_seconds",
-				  t > 0 ? json_integer(now_s > t ? now_s - t : 0) : json_null());
+		json_t *o = json_pack(
+			"{s:s, s:s, s:o, s:o}", "name", snap_source_name((enum snap_source)i),
+			"source", m->has_raw ? m->raw : "missing", "as_of",
+			t > 0 ? json_integer(t) : json_null(), "age_seconds",
+			t > 0 ? json_integer(now_s > t ? now_s - t : 0) : json_null());
 		if (o)
 			json_array_append_new(list, o);
 	}

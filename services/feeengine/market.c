@@ -23,23 +23,8 @@
 
 #define GWEI ((int64_t)1000000000)
 
-static const char *const src_names[SRC_COUNT] = {
-	[SRC_FX] = "fx",
-	[SRC_PRICES] = "prices",
-	[SRC_GAS_ETHEREUM] = "gas.ethereum",
-	[SRC_GAS_BASE] = "gas.base",
-	[SRC_GAS_POLYGON] = "gas.polygon",
-	[SRC_GAS_ARBITRUM] = "gas.arbitrum",
-	[SRC_GAS_SOLANA] = "gas.solana",
-	[SRC_CIRCLE] = "status.circle",
-};
-
 /* The gas source of each chain. */
-static const enum src_id chain_gas[CHAIN_COUNT] = {
-	[CHAIN_ETHEREUM] = SRC_GAS_ETHEREUM, [CHAIN_BASE] = SRC_GAS_BASE,
-	[CHAIN_POLYGON] = SRC_GAS_POLYGON,   [CHAIN_ARBITRUM] = SRC_GAS_ARBITRUM,
-	[CHAIN_SOLANA] = SRC_GAS_SOLANA,
-};
+#define chain_gas(c) ((enum src_id)snap_gas_source((enum route_chain)(c)))
 
 /* Congestion ceilings on the standard gas price: above it a chain is not
  * routed through (wei per gas; Solana: micro-lamports per compute unit). */
@@ -51,7 +36,7 @@ static const int64_t chain_ceiling[CHAIN_COUNT] = {
 
 const char *src_state_name(enum src_state s)
 {
-	return s == STATE_LIVE ? "live" : s == STATE_CACHED ? "cached" : "default";
+	return snap_state_name((enum snap_state)s);
 }
 
 /* Built-in defaults: what the fee engine assumes with no data at all (the
@@ -84,7 +69,7 @@ static void set_defaults(struct source *s)
 		break;
 	default: /* a chain's gas */
 		for (int c = 0; c < CHAIN_COUNT; c++)
-			if (chain_gas[c] == s->id)
+			if (chain_gas(c) == s->id)
 				s->def.gas = (struct src_gas){rm.chain[c].gas_standard,
 							      rm.chain[c].gas_fast};
 		break;
@@ -123,7 +108,7 @@ static void build_view(struct feeengine *fe, int64_t now)
 
 	for (int c = 0; c < CHAIN_COUNT; c++) {
 		struct route_chain_market *cm = &v->route.chain[c];
-		const struct src_gas *g = in_force(&fe->src[chain_gas[c]]);
+		const struct src_gas *g = in_force(&fe->src[chain_gas(c)]);
 		memset(cm, 0, sizeof(*cm));
 		cm->gas_standard = g->standard;
 		cm->gas_fast = g->fast >= g->standard ? g->fast : g->standard;
@@ -156,52 +141,29 @@ static void build_view(struct feeengine *fe, int64_t now)
 
 /* ---- the snapshot hash --------------------------------------------------- */
 
-#define SNAP_MAX_FIELDS 128
-#define SNAP_VALUE_LEN	112
-
-struct snap {
-	int n;
-	char key[SNAP_MAX_FIELDS][40];
-	char val[SNAP_MAX_FIELDS][SNAP_VALUE_LEN];
-};
-
-static char *snap_add(struct snap *s, const char *key)
+/* The snapshot of the view in force (pure): the rates of the currencies
+ * the FX source lists, every source's state and age, the router's market. */
+static void snapshot_of(const struct feeengine *fe, struct snapshot *s)
 {
-	if (s->n >= SNAP_MAX_FIELDS)
-		return NULL;
-	snprintf(s->key[s->n], sizeof(s->key[0]), "%s", key);
-	return s->val[s->n++];
-}
+	const struct market_view *v = &fe->view;
+	const struct src_fx *fx = in_force(&fe->src[SRC_FX]);
+	const struct src_prices *p = in_force(&fe->src[SRC_PRICES]);
+	size_t n;
+	money_currencies(&n);
 
-static void snap_str(struct snap *s, const char *key, const char *val)
-{
-	char *v = snap_add(s, key);
-	if (v)
-		snprintf(v, SNAP_VALUE_LEN, "%s", val);
-}
-
-static void snap_int(struct snap *s, const char *key, int64_t val)
-{
-	char *v = snap_add(s, key);
-	if (v)
-		snprintf(v, SNAP_VALUE_LEN, "%" PRId64, val);
-}
-
-static void snap_fixed(struct snap *s, const char *key, int64_t val, int scale)
-{
-	char *v = snap_add(s, key);
-	if (v)
-		money_fixed_format(val, scale, v, SNAP_VALUE_LEN);
-}
-
-/* <name>.as_of and <name>.source of one source. */
-static void snap_meta(struct snap *s, const struct source *src)
-{
-	char k[40];
-	snprintf(k, sizeof(k), "%s.as_of", src->name);
-	snap_int(s, k, src->state == STATE_DEFAULT ? 0 : src->good_at);
-	snprintf(k, sizeof(k), "%s.source", src->name);
-	snap_str(s, k, src_state_name(src->state));
+	snapshot_init(s);
+	s->as_of = v->as_of;
+	for (size_t i = 0; i < n && i < SNAP_MAX_CURRENCIES; i++)
+		s->fx_per_usd[i] = fx->per_usd[i] > 0 ? v->fx_per_usd[i] : 0;
+	for (int i = 0; i < SRC_COUNT; i++) {
+		s->src[i].as_of = fe->src[i].good_at;
+		s->src[i].state = (enum snap_state)fe->src[i].state;
+	}
+	s->route = v->route;
+	s->usdc_usd_micros = p->usdc_usd_micros > 0
+				     ? p->usdc_usd_micros
+				     : fe->src[SRC_PRICES].def.prices.usdc_usd_micros;
+	snprintf(s->circle_description, sizeof(s->circle_description), "%s", v->circle_description);
 }
 
 static void snapshot_retry(struct feeengine *fe)
@@ -236,79 +198,27 @@ static void hdel_done(void *arg, redisReply *reply, const char *err)
 			  LF_S("error", err));
 }
 
+/* HDEL the unlisted currencies' rates, then HSET every field. */
 static void snapshot_write(struct feeengine *fe)
 {
-	static struct snap s; /* one loop thread; 15 KiB off the stack */
-	const struct market_view *v = &fe->view;
-	size_t n;
-	const struct currency *all = money_currencies(&n);
-	char k[40];
+	struct snap_fields *o = &fe->snap_out;
+	const char *hdel[2 + SNAP_MAX_CURRENCIES] = {"HDEL", fe->snapshot_key};
+	const char *hset[2 + 2 * SNAP_MAX_FIELDS] = {"HSET", fe->snapshot_key};
+	int nhdel = 2, nhset = 2;
 
-	/* A currency the FX source does not list is left out (and removed if
-	 * an earlier snapshot had it): the api then prices it from its own
-	 * built-in rate and says so, rate_source "default", instead of passing
-	 * that rate off under fx.source "live". */
-	const struct src_fx *fx = in_force(&fe->src[SRC_FX]);
-	static char unlisted[32][40];
-	const char *hdel[2 + 32] = {"HDEL", fe->snapshot_key};
-	int nhdel = 2;
-	s.n = 0;
-	for (size_t i = 0; i < n && i < 32; i++) {
-		char *val;
-		snprintf(k, sizeof(k), "fx.%s", all[i].code);
-		if (fx->per_usd[i] <= 0) {
-			snprintf(unlisted[nhdel - 2], sizeof(unlisted[0]), "%s", k);
-			hdel[nhdel] = unlisted[nhdel - 2];
-			nhdel++;
-		} else if ((val = snap_add(&s, k))) {
-			money_rate_format(v->fx_per_usd[i], val, SNAP_VALUE_LEN);
-		}
+	snapshot_of(fe, &fe->snap);
+	snapshot_encode(&fe->snap, o);
+	for (int i = 0; i < o->nunlisted; i++)
+		hdel[nhdel++] = o->unlisted[i];
+	for (int i = 0; i < o->n; i++) {
+		hset[nhset++] = o->key[i];
+		hset[nhset++] = o->val[i];
 	}
 	if (nhdel > 2 && rds_connected(fe->redis) &&
 	    rds_command_argv(fe->redis, hdel_done, fe, nhdel, hdel, NULL, 0) != 0)
 		log_event(LOG_DEBUG, "unlisted FX fields not removed this time");
-	snap_meta(&s, &fe->src[SRC_FX]);
-
-	const struct src_prices *p = in_force(&fe->src[SRC_PRICES]);
-	snap_fixed(&s, "price.ETH", v->route.chain[CHAIN_ETHEREUM].native_usd_micros, 6);
-	snap_fixed(&s, "price.SOL", v->route.chain[CHAIN_SOLANA].native_usd_micros, 6);
-	snap_fixed(&s, "price.POL", v->route.chain[CHAIN_POLYGON].native_usd_micros, 6);
-	snap_fixed(&s, "price.USDC",
-		   p->usdc_usd_micros > 0 ? p->usdc_usd_micros
-					  : fe->src[SRC_PRICES].def.prices.usdc_usd_micros,
-		   6);
-	snap_meta(&s, &fe->src[SRC_PRICES]);
-
-	for (int c = 0; c < CHAIN_COUNT; c++) {
-		const struct source *src = &fe->src[chain_gas[c]];
-		const struct route_chain_market *cm = &v->route.chain[c];
-		int scale = c == CHAIN_SOLANA ? 0 : 9; /* wei -> gwei */
-		snprintf(k, sizeof(k), "%s.standard", src->name);
-		snap_fixed(&s, k, cm->gas_standard, scale);
-		snprintf(k, sizeof(k), "%s.fast", src->name);
-		snap_fixed(&s, k, cm->gas_fast, scale);
-		snprintf(k, sizeof(k), "%s.unit", src->name);
-		snap_str(&s, k, c == CHAIN_SOLANA ? "micro-lamports/CU" : "gwei");
-		snprintf(k, sizeof(k), "%s.available", src->name);
-		snap_str(&s, k, cm->unavailable ? cm->why : "yes");
-		snap_meta(&s, src);
-	}
-
-	snap_str(&s, "status.circle", route_status_name(v->route.provider));
-	snap_str(&s, "status.circle.description", v->circle_description);
-	snap_meta(&s, &fe->src[SRC_CIRCLE]);
-	snap_int(&s, "snapshot.as_of", v->as_of);
-
-	const char *argv[2 + 2 * SNAP_MAX_FIELDS];
-	int argc = 0;
-	argv[argc++] = "HSET";
-	argv[argc++] = fe->snapshot_key;
-	for (int i = 0; i < s.n; i++) {
-		argv[argc++] = s.key[i];
-		argv[argc++] = s.val[i];
-	}
 	if (!rds_connected(fe->redis) ||
-	    rds_command_argv(fe->redis, snapshot_done, fe, argc, argv, NULL, 0) != 0) {
+	    rds_command_argv(fe->redis, snapshot_done, fe, nhset, hset, NULL, 0) != 0) {
 		if (fe->snapshot_written)
 			log_event(LOG_WARN, "market snapshot not written: retrying",
 				  LF_S("error", "redis not connected"));
@@ -531,7 +441,7 @@ int feed_init(struct feeengine *fe)
 		struct source *s = &fe->src[i];
 		s->fe = fe;
 		s->id = (enum src_id)i;
-		s->name = src_names[i];
+		s->name = snap_source_name((enum snap_source)i);
 		s->state = STATE_DEFAULT;
 		set_defaults(s);
 		source_metrics(s);
