@@ -124,10 +124,10 @@ struct loop {
 	struct fees_loop *fees; /* fees.c: reply stream reader, waiting requests */
 	struct summary_counts summary;
 	int stmts[STMT_COUNT];
-	struct event *stop_ev;	 /* activated from the main thread on SIGTERM */
-	struct event *drain_ev;	 /* polls until in-flight requests are answered */
-	struct event *market_ev; /* loop 0: re-reads the snapshot every second */
-	struct event *gauges_ev; /* pool gauges for /metrics */
+	struct timer *stop;   /* fired from the main thread on SIGTERM */
+	struct timer *drain;  /* polls until in-flight requests are answered */
+	struct timer *market; /* loop 0: re-reads the snapshot every second */
+	struct timer *gauges; /* pool gauges for /metrics */
 	uint64_t drain_deadline_us;
 };
 

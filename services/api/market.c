@@ -3,12 +3,12 @@
  * FX rates (fx.<CUR> = units per 1 USD) to price quotes, and the gas prices,
  * token prices, chain availability and Circle status the router picks a
  * quote's chain with; money.h's and route.h's defaults for anything missing. */
-#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "app.h"
+#include "common/evloop.h"
 #include "common/log.h"
 #include "common/rdsreply.h"
 #include "common/redis.h"
@@ -132,11 +132,9 @@ static void snapshot_done(void *arg, redisReply *reply, const char *err)
 	pthread_mutex_unlock(&m->mu);
 }
 
-static void market_tick(evutil_socket_t fd, short what, void *arg)
+static void market_tick(void *arg)
 {
 	struct loop *l = arg;
-	(void)fd;
-	(void)what;
 	if (rds_connected(l->redis) &&
 	    rds_command(l->redis, snapshot_done, l, "HGETALL %s", l->app->snapshot_key) != 0)
 		log_debug("market snapshot read not sent");
@@ -144,10 +142,9 @@ static void market_tick(evutil_socket_t fd, short what, void *arg)
 
 void market_start(struct loop *l)
 {
-	struct timeval tv = {1, 0};
-	l->market_ev = event_new(l->base, -1, EV_PERSIST, market_tick, l);
-	if (!l->market_ev)
+	l->market = timer_new(l->base, market_tick, l);
+	if (!l->market)
 		return;
-	event_add(l->market_ev, &tv);
-	event_active(l->market_ev, EV_TIMEOUT, 0); /* read once right away */
+	timer_every(l->market, 1000);
+	timer_fire(l->market); /* read once right away */
 }

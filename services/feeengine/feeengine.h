@@ -101,8 +101,8 @@ struct feeengine {
 	struct rds *redis; /* the queue's command connection (borrowed) */
 	struct httpc *http;
 	struct jobd *daemon;
-	struct event *refresh_ev;
-	struct event *write_ev; /* retries a snapshot write Redis refused */
+	struct timer *refresh;	   /* MARKET_REFRESH_SECONDS */
+	struct timer *write_retry; /* retries a snapshot write Redis refused */
 	struct source src[SRC_COUNT];
 	struct market_view view;
 	bool refreshing;

@@ -7,13 +7,13 @@
  * ("default"). When every fetch of a round has finished, the view the fee
  * decisions use is rebuilt and the snapshot hash <prefix>:market:snapshot is
  * written (fields in docs/fees.md). */
-#include <event2/event.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/clock.h"
+#include "common/evloop.h"
 #include "common/httpc.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -168,9 +168,8 @@ static void snapshot_of(const struct feeengine *fe, struct snapshot *s)
 
 static void snapshot_retry(struct feeengine *fe)
 {
-	struct timeval tv = {0, 500000};
 	if (!fe->draining)
-		event_add(fe->write_ev, &tv);
+		timer_once(fe->write_retry, 500);
 }
 
 static void snapshot_done(void *arg, redisReply *reply, const char *err)
@@ -226,10 +225,8 @@ static void snapshot_write(struct feeengine *fe)
 	}
 }
 
-static void write_tick(evutil_socket_t fd, short what, void *arg)
+static void write_tick(void *arg)
 {
-	(void)fd;
-	(void)what;
 	snapshot_write(arg);
 }
 
@@ -388,7 +385,7 @@ static void fetch_done(void *arg, const struct httpc_response *r)
 		refresh_finish(fe);
 }
 
-static void refresh_tick(evutil_socket_t fd, short what, void *arg)
+static void refresh_tick(void *arg)
 {
 	struct feeengine *fe = arg;
 	static const char *const get_headers[] = {"Accept: application/json",
@@ -396,8 +393,6 @@ static void refresh_tick(evutil_socket_t fd, short what, void *arg)
 	static const char *const post_headers[] = {"Accept: application/json",
 						   "Content-Type: application/json",
 						   "User-Agent: rampart-feeengine", NULL};
-	(void)fd;
-	(void)what;
 	if (fe->refreshing || fe->draining)
 		return;
 	fe->refreshing = true;
@@ -447,23 +442,20 @@ int feed_init(struct feeengine *fe)
 		source_metrics(s);
 	}
 	build_view(fe, clock_wall_ms() / 1000); /* the defaults, until the first refresh */
-	fe->refresh_ev = event_new(fe->base, -1, EV_PERSIST, refresh_tick, fe);
-	fe->write_ev = event_new(fe->base, -1, 0, write_tick, fe);
-	return fe->refresh_ev && fe->write_ev ? 0 : -1;
+	fe->refresh = timer_new(fe->base, refresh_tick, fe);
+	fe->write_retry = timer_new(fe->base, write_tick, fe);
+	return fe->refresh && fe->write_retry ? 0 : -1;
 }
 
 void feed_start(struct feeengine *fe)
 {
-	struct timeval tv = {fe->cfg.refresh_s, 0};
-	event_add(fe->refresh_ev, &tv);
-	event_active(fe->refresh_ev, EV_TIMEOUT, 0); /* first refresh right away */
+	timer_every(fe->refresh, fe->cfg.refresh_s * 1000L);
+	timer_fire(fe->refresh); /* first refresh right away */
 }
 
 void feed_free(struct feeengine *fe)
 {
-	if (fe->refresh_ev)
-		event_free(fe->refresh_ev);
-	if (fe->write_ev)
-		event_free(fe->write_ev);
-	fe->refresh_ev = fe->write_ev = NULL;
+	timer_free(fe->refresh);
+	timer_free(fe->write_retry);
+	fe->refresh = fe->write_retry = NULL;
 }

@@ -14,11 +14,11 @@
  * WEBHOOK_RELAY_STALE_SECONDS, stays as the backstop for rows without a
  * due time. Publishing twice is harmless: receivers deduplicate by
  * webhook-id and the delivery handler skips deliveries already made. */
-#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "common/contracts.h"
+#include "common/evloop.h"
 #include "common/jobs.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -183,11 +183,9 @@ static void relay_batch(struct webhook *w)
 		relay_busy = true;
 }
 
-static void relay_tick(evutil_socket_t fd, short what, void *arg)
+static void relay_tick(void *arg)
 {
 	struct webhook *w = arg;
-	(void)fd;
-	(void)what;
 	if (w->draining)
 		return;
 	if (!relay_busy)
@@ -229,14 +227,12 @@ int webhook_relay_init(struct webhook *w)
 				     "Delivery jobs re-queued by the stale pass (job lost)", "");
 	m_overdue = metrics_counter("rampart_webhook_jobs_overdue_total",
 				    "Delivery jobs re-queued by the overdue pass (job lost)", "");
-	w->relay_ev = event_new(w->base, -1, EV_PERSIST, relay_tick, w);
-	return w->stmt_relay >= 0 && w->stmt_stale >= 0 && w->stmt_overdue >= 0 && w->relay_ev ? 0
-											       : -1;
+	w->relay = timer_new(w->base, relay_tick, w);
+	return w->stmt_relay >= 0 && w->stmt_stale >= 0 && w->stmt_overdue >= 0 && w->relay ? 0
+											    : -1;
 }
 
 void webhook_relay_start(struct webhook *w)
 {
-	struct timeval tv = {w->cfg.relay_interval_ms / 1000,
-			     (w->cfg.relay_interval_ms % 1000) * 1000};
-	event_add(w->relay_ev, &tv);
+	timer_every(w->relay, w->cfg.relay_interval_ms);
 }
