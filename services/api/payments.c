@@ -862,9 +862,13 @@ void payments_list(struct http_req *r, void *arg)
 		return;
 	}
 	if (status && !status_valid(status)) {
-		http_reply_error(r, 400, "INVALID_FIELD", "status",
-				 "status must be one of PENDING, ONRAMP_PENDING, ONRAMP_COMPLETE, "
-				 "OFFRAMP_PENDING, COMPLETED, FAILED, REFUND_PENDING, REFUNDED");
+		char states[160] = "";
+		size_t used = 0;
+		for (int i = 0; i < PAY_STATE_COUNT && used < sizeof(states); i++)
+			used += (size_t)snprintf(states + used, sizeof(states) - used, "%s%s",
+						 i ? ", " : "", pay_state_name((enum pay_state)i));
+		http_reply_error(r, 400, "INVALID_FIELD", "status", "status must be one of %s",
+				 states);
 		return;
 	}
 	if (limit_s && (limit = parse_limit(limit_s)) < 0) {
