@@ -110,6 +110,35 @@ void timer_once(struct timer *t, long ms)
 	timer_arm(t, ms, false);
 }
 
+struct once {
+	timer_cb cb;
+	void *arg;
+};
+
+static void once_trampoline(evutil_socket_t fd, short what, void *arg)
+{
+	struct once o = *(struct once *)arg;
+	(void)fd;
+	(void)what;
+	free(arg);
+	o.cb(o.arg);
+}
+
+int evloop_once(struct event_base *b, long ms, timer_cb cb, void *arg)
+{
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	struct once *o = malloc(sizeof(*o));
+	if (!o)
+		return -1;
+	o->cb = cb;
+	o->arg = arg;
+	if (event_base_once(b, -1, EV_TIMEOUT, once_trampoline, o, &tv) != 0) {
+		free(o);
+		return -1;
+	}
+	return 0;
+}
+
 void timer_fire(struct timer *t)
 {
 	event_active(&t->ev, EV_TIMEOUT, 0);

@@ -8,7 +8,6 @@
  * Each loop reads its reply stream on a connection of its own with
  * XREAD BLOCK from the last id it saw, so no reply between two reads is
  * missed. */
-#include <event2/event.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +16,7 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "common/evloop.h"
 #include "common/ids.h"
 #include "common/jobs.h"
 #include "common/json.h"
@@ -34,15 +34,15 @@ struct fee_wait {
 	LIST_ENTRY(fee_wait) link;
 	struct fees_loop *fl;
 	struct http_req *r;
-	struct event *timer;
+	struct timer *timer;
 	char id[64];
 };
 LIST_HEAD(fee_bucket, fee_wait);
 
 struct fees_loop {
 	struct loop *l;
-	struct rds *rd; /* XREAD BLOCK on the reply stream only */
-	struct event *read_ev;
+	struct rds *rd;	    /* XREAD BLOCK on the reply stream only */
+	struct timer *read; /* restarts reading, e.g. after Redis came back */
 	bool reading;
 	char stream[RK_KEY_LEN];   /* this loop's reply stream */
 	char requests[RK_KEY_LEN]; /* <prefix>:{fees}:requests */
@@ -67,7 +67,7 @@ static void wait_free(struct fee_wait *w)
 {
 	LIST_REMOVE(w, link);
 	w->fl->waiting--;
-	event_free(w->timer);
+	timer_free(w->timer);
 	free(w);
 }
 
@@ -157,7 +157,7 @@ static void read_done(void *arg, redisReply *reply, const char *err)
 	if (err || !reply) {
 		if (err && strcmp(err, "client shutting down") != 0)
 			log_debug("fee replies read failed: %s", err);
-		return; /* read_ev retries */
+		return; /* the read timer retries */
 	}
 	rr_xread_entries(reply, reply_entry, fl); /* nil on timeout: none */
 	read_send(fl);
@@ -174,20 +174,16 @@ static void read_send(struct fees_loop *fl)
 }
 
 /* Starts (or restarts, after Redis came back) the reading. */
-static void read_tick(evutil_socket_t fd, short what, void *arg)
+static void read_tick(void *arg)
 {
-	(void)fd;
-	(void)what;
 	read_send(arg);
 }
 
 /* ---- requests ----------------------------------------------------------------- */
 
-static void timeout_cb(evutil_socket_t fd, short what, void *arg)
+static void timeout_cb(void *arg)
 {
 	struct fee_wait *w = arg;
-	(void)fd;
-	(void)what;
 	struct http_req *r = w->r;
 	int ms = w->fl->l->app->cfg.fee_timeout_ms;
 	metric_inc(m_timeouts);
@@ -289,7 +285,7 @@ static struct fee_wait *wait_new(struct loop *l, struct http_req *r)
 {
 	struct fees_loop *fl = l->fees;
 	struct fee_wait *w = calloc(1, sizeof(*w));
-	if (!w || !(w->timer = event_new(l->base, -1, 0, timeout_cb, w))) {
+	if (!w || !(w->timer = timer_new(l->base, timeout_cb, w))) {
 		free(w);
 		return NULL;
 	}
@@ -326,16 +322,15 @@ void fees_calculate(struct http_req *r, void *arg)
 			    &m);
 	int nf = ct_fields(&CT_FEE_REQUEST, m.v, f);
 	if (jobs_add(l->redis, fl->requests, FEE_REQUESTS_MAXLEN, f, nf, added, w) != 0) {
-		event_free(w->timer);
+		timer_free(w->timer);
 		free(w);
 		http_reply_error(r, 503, "FEE_ENGINE_UNAVAILABLE", NULL,
 				 "the fee request could not be queued: redis not connected");
 		return;
 	}
-	struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
 	LIST_INSERT_HEAD(&fl->buckets[id_hash(w->id) % FEE_BUCKETS], w, link);
 	fl->waiting++;
-	event_add(w->timer, &tv);
+	timer_once(w->timer, timeout_ms);
 	read_send(fl);
 }
 
@@ -364,12 +359,11 @@ int fees_loop_init(struct loop *l)
 			      .connect_timeout_ms = 3000,
 			      .command_timeout_ms = a->cfg.redis_timeout_ms,
 			      .name = name};
-	struct timeval tv = {0, 250000};
 	fl->rd = rds_new(l->base, &ro);
-	fl->read_ev = event_new(l->base, -1, EV_PERSIST, read_tick, fl);
-	if (!fl->rd || !fl->read_ev)
+	fl->read = timer_new(l->base, read_tick, fl);
+	if (!fl->rd || !fl->read)
 		return -1;
-	event_add(fl->read_ev, &tv);
+	timer_every(fl->read, 250);
 	m_timeouts =
 		metrics_counter("rampart_fee_timeouts_total",
 				"Fee requests answered 504: no reply within FEE_TIMEOUT_MS", "");
@@ -395,8 +389,7 @@ void fees_loop_free(struct loop *l)
 			wait_free(w);
 			http_reply_error(r, 503, "SERVICE_UNAVAILABLE", NULL, "shutting down");
 		}
-	if (fl->read_ev)
-		event_free(fl->read_ev);
+	timer_free(fl->read);
 	free(fl);
 	l->fees = NULL;
 }

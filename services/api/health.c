@@ -1,10 +1,10 @@
 /* health.c - GET /health (dependency checks), /healthz, /readyz, /metrics. */
-#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "app.h"
+#include "common/evloop.h"
 #include "common/pg.h"
 #include "common/rdsreply.h"
 #include "common/redis.h"
@@ -29,7 +29,7 @@ struct health {
 	int outstanding;
 	bool replied;
 	uint64_t start_us;
-	struct event *deadline;
+	struct timer *deadline;
 	struct check ck[CK_COUNT];
 	json_t *market; /* the market_data check's body, built when its reply came */
 };
@@ -93,8 +93,7 @@ static void health_release(struct health *h)
 {
 	if (h->outstanding > 0 || !h->replied)
 		return;
-	if (h->deadline)
-		event_free(h->deadline);
+	timer_free(h->deadline);
 	json_decref(h->market);
 	free(h);
 }
@@ -267,11 +266,9 @@ static int market_send(struct health *h)
 	return rds_command_argv(h->l->redis, market_done, h, 2 + SNAP_META_NFIELDS, argv, NULL, 0);
 }
 
-static void deadline_cb(evutil_socket_t fd, short what, void *arg)
+static void deadline_cb(void *arg)
 {
 	struct health *h = arg;
-	(void)fd;
-	(void)what;
 	if (!h->replied)
 		health_reply(h);
 	health_release(h);
@@ -290,10 +287,9 @@ void health_full(struct http_req *r, void *arg)
 	h->r = r;
 	h->l = l;
 	h->start_us = clock_mono_us();
-	h->deadline = evtimer_new(l->base, deadline_cb, h);
-	struct timeval tv = {0, HEALTH_DEADLINE_MS * 1000};
+	h->deadline = timer_new(l->base, deadline_cb, h);
 	if (h->deadline)
-		evtimer_add(h->deadline, &tv);
+		timer_once(h->deadline, HEALTH_DEADLINE_MS);
 
 	/* Submit every check first, then record refusals, so a reply cannot
 	 * happen while later checks are still being started. */

@@ -87,6 +87,20 @@ static void test_once_and_fire(void **state)
 	evloop_free(NULL);
 }
 
+static void test_once(void **state)
+{
+	(void)state;
+	struct counts c = {.b = evloop_new(false), .stop_after = 2};
+	struct timer *w = arm_watchdog(c.b);
+	assert_int_equal(evloop_once(c.b, 0, count, &c), 0);
+	assert_int_equal(evloop_once(c.b, 2, count, &c), 0);
+	assert_int_equal(c.fired, 0); /* never from inside the call */
+	evloop_run(c.b);
+	assert_int_equal(c.fired, 2);
+	timer_free(w);
+	evloop_free(c.b);
+}
+
 static void on_signal(void *arg, const char *sig)
 {
 	struct counts *c = arg;
@@ -139,9 +153,8 @@ static void test_args(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_every_and_stop),
-		cmocka_unit_test(test_once_and_fire),
-		cmocka_unit_test(test_sigstop),
+		cmocka_unit_test(test_every_and_stop), cmocka_unit_test(test_once_and_fire),
+		cmocka_unit_test(test_once),	       cmocka_unit_test(test_sigstop),
 		cmocka_unit_test(test_args),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -56,6 +56,12 @@ void timer_once(struct timer *t, long ms);
  * timer keeps its period, a pending one-shot is used up by it. */
 void timer_fire(struct timer *t);
 
+/* Calls cb(arg) once, ms from now (0: on the next iteration), with no timer
+ * to free: for answers that must not come from inside the call that asked.
+ * 0, or -1 if it could not be scheduled (cb will not run). */
+int evloop_once(struct event_base *b, long ms, timer_cb cb, void *arg)
+	__attribute__((warn_unused_result));
+
 /* Disarms t. */
 void timer_stop(struct timer *t);
 
