@@ -231,8 +231,12 @@ int fees_validate(const json_t *body, struct fees_input *in, struct jv_error *e)
 		{"to_currency", JV_STRING, true, 16, NULL},
 		{"destination_country", JV_STRING, false, 2, NULL},
 	};
-	static const char *const priorities[] = {"standard", "express", NULL};
-	static const char *const tiers[] = {"standard", "premium", "enterprise", NULL};
+	/* The names the feeengine parses back (route_priority_parse,
+	 * route_tier_parse): one table, common/route.c. */
+	const char *const priorities[] = {route_priority_name(PRIORITY_STANDARD),
+					  route_priority_name(PRIORITY_EXPRESS), NULL};
+	const char *const tiers[] = {route_tier_name(TIER_STANDARD), route_tier_name(TIER_PREMIUM),
+				     route_tier_name(TIER_ENTERPRISE), NULL};
 
 	if (jv_check(body, fields, sizeof(fields) / sizeof(fields[0]), e) != 0 ||
 	    jv_amount(body, "amount", &in->amount, e) != 0)
