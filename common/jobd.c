@@ -1,18 +1,18 @@
 /* jobd.c - the admin server and the graceful drain of a job-queue daemon. */
 #include "common/jobd.h"
 
-#include <event2/event.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/clock.h"
+#include "common/evloop.h"
 #include "common/http.h"
 #include "common/jobs.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/pg.h"
+#include "common/rdsreply.h"
 #include "common/redis.h"
 
 #define QUEUE_SAMPLE_SECONDS 5
@@ -32,7 +32,8 @@ struct sampler {
 struct jobd {
 	struct jobd_opts o;
 	struct http_server *admin;
-	struct event *drain_ev, *sigterm_ev, *sigint_ev, *sample_ev;
+	struct timer *drain, *sample;
+	struct sigstop *signals;
 	struct sampler *sampler;
 	bool draining;
 	uint64_t deadline_us;
@@ -61,33 +62,13 @@ static void sample_groups(void *arg, redisReply *reply, const char *err)
 		metric_set(s->lag, 0);
 		return;
 	}
-	if (err || !reply || reply->type != REDIS_REPLY_ARRAY)
+	struct rr_group g;
+	if (err || !rr_xinfo_group(reply, s->group, &g))
 		return;
-	for (size_t g = 0; g < reply->elements; g++) {
-		redisReply *grp = reply->element[g];
-		if (grp->type != REDIS_REPLY_ARRAY)
-			continue;
-		redisReply *pending = NULL, *lag = NULL;
-		bool ours = false;
-		for (size_t i = 0; i + 1 < grp->elements; i += 2) {
-			redisReply *k = grp->element[i], *v = grp->element[i + 1];
-			if (k->type != REDIS_REPLY_STRING)
-				continue;
-			if (strcmp(k->str, "name") == 0)
-				ours = v->type == REDIS_REPLY_STRING &&
-				       strcmp(v->str, s->group) == 0;
-			else if (strcmp(k->str, "pending") == 0)
-				pending = v;
-			else if (strcmp(k->str, "lag") == 0)
-				lag = v;
-		}
-		if (!ours)
-			continue;
-		if (pending && pending->type == REDIS_REPLY_INTEGER)
-			metric_set(s->pending, pending->integer);
-		if (lag && lag->type == REDIS_REPLY_INTEGER)
-			metric_set(s->lag, lag->integer);
-	}
+	if (g.has_pending)
+		metric_set(s->pending, g.pending);
+	if (g.has_lag)
+		metric_set(s->lag, g.lag);
 }
 
 static void sample_count(struct metric *m, const redisReply *reply, const char *err)
@@ -110,12 +91,10 @@ static void sample_dlq(void *arg, redisReply *reply, const char *err)
 		sample_count(s->dlq, reply, err);
 }
 
-static void sample_tick(evutil_socket_t fd, short what, void *arg)
+static void sample_tick(void *arg)
 {
 	struct jobd *d = arg;
 	struct sampler *s = d->sampler;
-	(void)fd;
-	(void)what;
 	/* One round at a time; none while draining (the drain waits for every
 	 * pending command of this connection). */
 	if (d->draining || s->outstanding > 0 || !rds_connected(s->redis))
@@ -207,36 +186,31 @@ static const struct http_route admin_routes[] = {
 
 /* Ends the loop once the jobs in progress are settled: handed-out jobs, and
  * settle commands (XACK after ZADD) still waiting for Redis. */
-static void drain_tick(evutil_socket_t fd, short what, void *arg)
+static void drain_tick(void *arg)
 {
 	struct jobd *d = arg;
-	(void)fd;
-	(void)what;
 	size_t left = jobq_inflight(d->o.jobs) + rds_pending(jobq_redis(d->o.jobs));
 	if (left > 0 && clock_mono_us() < d->deadline_us)
 		return;
 	if (left > 0)
 		log_event(LOG_WARN, "grace period over; unfinished jobs will be reclaimed",
 			  LF_I("inflight", (long long)left));
-	event_base_loopbreak(d->o.base);
+	evloop_stop(d->o.base);
 }
 
-static void signal_cb(evutil_socket_t sig, short what, void *arg)
+static void signal_cb(void *arg, const char *sig)
 {
 	struct jobd *d = arg;
-	struct timeval tick = {0, 20000};
-	(void)what;
 	if (d->draining)
 		return;
 	log_event(LOG_INFO, "shutting down: no new jobs, finishing those in progress",
-		  LF_S("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"),
-		  LF_I("inflight", (long long)jobq_inflight(d->o.jobs)));
+		  LF_S("signal", sig), LF_I("inflight", (long long)jobq_inflight(d->o.jobs)));
 	d->draining = true;
 	jobq_stop_reading(d->o.jobs);
 	if (d->o.on_stop)
 		d->o.on_stop(d->o.arg);
 	d->deadline_us = clock_mono_us() + (uint64_t)d->o.grace_seconds * 1000000u;
-	event_add(d->drain_ev, &tick);
+	timer_every(d->drain, 20);
 }
 
 struct jobd *jobd_new(const struct jobd_opts *o)
@@ -247,19 +221,16 @@ struct jobd *jobd_new(const struct jobd_opts *o)
 	d->o = *o;
 	d->admin = http_server_new(o->base, admin_routes,
 				   sizeof(admin_routes) / sizeof(admin_routes[0]), d);
-	d->drain_ev = event_new(o->base, -1, EV_PERSIST, drain_tick, d);
-	d->sigterm_ev = evsignal_new(o->base, SIGTERM, signal_cb, d);
-	d->sigint_ev = evsignal_new(o->base, SIGINT, signal_cb, d);
-	d->sample_ev = event_new(o->base, -1, EV_PERSIST, sample_tick, d);
+	d->drain = timer_new(o->base, drain_tick, d);
+	d->sample = timer_new(o->base, sample_tick, d);
+	d->signals = sigstop_new(o->base, signal_cb, d);
 	d->sampler = sampler_new(o->jobs);
-	struct timeval every = {QUEUE_SAMPLE_SECONDS, 0};
-	if (!d->admin || !d->drain_ev || !d->sigterm_ev || !d->sigint_ev || !d->sample_ev ||
-	    !d->sampler || event_add(d->sample_ev, &every) || evsignal_add(d->sigterm_ev, NULL) ||
-	    evsignal_add(d->sigint_ev, NULL) ||
+	if (!d->admin || !d->drain || !d->sample || !d->signals || !d->sampler ||
 	    http_server_listen(d->admin, o->host, o->port, false) != 0) {
 		jobd_free(d);
 		return NULL;
 	}
+	timer_every(d->sample, QUEUE_SAMPLE_SECONDS * 1000);
 	return d;
 }
 
@@ -274,10 +245,9 @@ void jobd_free(struct jobd *d)
 		return;
 	if (d->admin)
 		http_server_free(d->admin);
-	struct event *evs[] = {d->drain_ev, d->sigterm_ev, d->sigint_ev, d->sample_ev};
-	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
-		if (evs[i])
-			event_free(evs[i]);
+	timer_free(d->drain);
+	timer_free(d->sample);
+	sigstop_free(d->signals);
 	if (d->sampler) {
 		if (d->sampler->outstanding == 0)
 			free(d->sampler);

@@ -147,6 +147,67 @@ void money_rate_format(int64_t rate, char *buf, size_t len)
 	snprintf(buf, len, "%s", tmp);
 }
 
+void money_fixed_format(int64_t v, int scale, char *buf, size_t len)
+{
+	uint64_t mag = v < 0 ? 0 - (uint64_t)v : (uint64_t)v, div = 1;
+	char tmp[48];
+	size_t n;
+
+	if (!buf || len == 0)
+		return;
+	if (scale < 0)
+		scale = 0;
+	if (scale > 18)
+		scale = 18;
+	for (int i = 0; i < scale; i++)
+		div *= 10;
+	if (scale == 0) {
+		snprintf(buf, len, "%s%" PRIu64, v < 0 ? "-" : "", mag);
+		return;
+	}
+	snprintf(tmp, sizeof(tmp), "%s%" PRIu64 ".%0*" PRIu64, v < 0 ? "-" : "", mag / div, scale,
+		 mag % div);
+	n = strlen(tmp);
+	while (tmp[n - 1] == '0')
+		tmp[--n] = '\0';
+	if (tmp[n - 1] == '.')
+		tmp[--n] = '\0';
+	snprintf(buf, len, "%s", tmp);
+}
+
+bool money_fixed_parse(const char *s, int scale, int64_t *out)
+{
+	int64_t v;
+	if (!s || !out || scale < 0 || scale > MONEY_RATE_DECIMALS)
+		return false;
+	if (strcmp(s, "0") == 0) {
+		*out = 0;
+		return true;
+	}
+	if (money_rate_parse(s, &v) != MONEY_OK)
+		return false;
+	for (int i = scale; i < MONEY_RATE_DECIMALS; i++)
+		v /= 10;
+	*out = v;
+	return true;
+}
+
+bool money_count_parse(const char *s, int64_t *out)
+{
+	int64_t v = 0;
+	if (!s || !out || !is_digit(*s))
+		return false;
+	for (; is_digit(*s); s++) {
+		if (v > (INT64_MAX - (*s - '0')) / 10)
+			return false;
+		v = v * 10 + (*s - '0');
+	}
+	if (*s != '\0' || v <= 0)
+		return false;
+	*out = v;
+	return true;
+}
+
 /* rate = floor(to * 10^10 / from). Both inputs must be positive (EINVAL);
  * a cross rate that rounds down to 0 is ETOOSMALL, one past int64 EOVERFLOW. */
 enum money_err money_cross_rate(int64_t from_per_usd, int64_t to_per_usd, int64_t *rate)

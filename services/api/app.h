@@ -10,10 +10,12 @@
 
 #include "common/chain_route.h"
 #include "common/clock.h"
+#include "common/contracts.h"
 #include "common/http.h"
 #include "common/ids.h"
 #include "common/json.h"
 #include "common/money.h"
+#include "common/snapshot.h"
 #include "config.h"
 
 struct event_base;
@@ -29,10 +31,10 @@ struct fees_loop;
  * refresh timer, read by every loop under the mutex. */
 struct market {
 	pthread_mutex_t mu;
-	size_t n;	  /* currencies known to money.h */
-	int64_t *per_usd; /* 0 = no snapshot value: use the default */
-	char source[16];  /* fx.source of the snapshot, "" without one */
-	int64_t as_of;	  /* fx.as_of, unix seconds, 0 when unknown */
+	size_t n;	       /* currencies known to money.h */
+	int64_t *per_usd;      /* 0 = no snapshot value: use the default */
+	enum snap_state state; /* of the snapshot's FX rates (fx.source, aged) */
+	int64_t as_of;	       /* fx.as_of, unix seconds, 0 when unknown */
 	bool have_snapshot;
 	struct route_market route;     /* the snapshot's gas, prices, availability,
 					  Circle status; route_market_defaults where absent */
@@ -123,10 +125,10 @@ struct loop {
 	struct fees_loop *fees; /* fees.c: reply stream reader, waiting requests */
 	struct summary_counts summary;
 	int stmts[STMT_COUNT];
-	struct event *stop_ev;	 /* activated from the main thread on SIGTERM */
-	struct event *drain_ev;	 /* polls until in-flight requests are answered */
-	struct event *market_ev; /* loop 0: re-reads the snapshot every second */
-	struct event *gauges_ev; /* pool gauges for /metrics */
+	struct timer *stop;   /* fired from the main thread on SIGTERM */
+	struct timer *drain;  /* polls until in-flight requests are answered */
+	struct timer *market; /* loop 0: re-reads the snapshot every second */
+	struct timer *gauges; /* pool gauges for /metrics */
 	uint64_t drain_deadline_us;
 };
 
@@ -141,11 +143,7 @@ void auth_hook(struct http_req *r, void *loop);
 /* The caller of an authenticated request (borrowed from r). */
 const struct principal *auth_principal(const struct http_req *r);
 
-/* ---- market.c ---- */
-/* The snapshot's sources in the fee engine's order (feeengine/market.c):
- * "<name>.as_of" and "<name>.source" are their fields. */
-extern const char *const market_sources[];
-#define N_MARKET_SOURCES 8
+/* ---- market.c: the snapshot's fields are common/snapshot.h's ---- */
 int market_init(struct market *m) __attribute__((warn_unused_result));
 void market_free(struct market *m);
 /* Starts loop 0's once-a-second refresh from Redis. */
@@ -270,6 +268,24 @@ struct fees_input {
 };
 int fees_validate(const json_t *body, struct fees_input *in, struct jv_error *e)
 	__attribute__((warn_unused_result));
+/* The fee request's fields (common/contracts.h: CT_FEE_REQUEST) for a
+ * validated input: values borrowed from in, id, reply_to and request_id,
+ * the numbers formatted into m. Pure. */
+struct fees_request_msg {
+	const char *v[FQ_COUNT];
+	char amount[24], deadline_ms[24];
+};
+void fees_request_fields(const struct fees_input *in, const char *id, const char *reply_to,
+			 int64_t deadline_ms, const char *request_id, struct fees_request_msg *m);
+/* The HTTP answer to the fee engine's reply fields v (CT_FEE_REPLY): status
+ * 200 with *body (caller json_decref's), or an error status with code and
+ * message (borrowed from v, or static). Pure. */
+struct fees_answer {
+	int status;
+	json_t *body;
+	const char *code, *message;
+};
+void fees_reply_answer(const char *const *v, struct fees_answer *out);
 
 /* ---- summary.c: the operator dashboard and what it reads ---- */
 int summary_init(struct loop *l) __attribute__((warn_unused_result));

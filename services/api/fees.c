@@ -8,7 +8,6 @@
  * Each loop reads its reply stream on a connection of its own with
  * XREAD BLOCK from the last id it saw, so no reply between two reads is
  * missed. */
-#include <event2/event.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,34 +16,37 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "common/evloop.h"
 #include "common/ids.h"
+#include "common/jobs.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/rdsreply.h"
 #include "common/redis.h"
 
 #define FEE_BUCKETS	    1024
 #define FEE_READ_BLOCK_MS   1000
 #define FEE_READ_COUNT	    "512"
-#define FEE_REQUESTS_MAXLEN "100000"
+#define FEE_REQUESTS_MAXLEN 100000L
 
 struct fee_wait {
 	LIST_ENTRY(fee_wait) link;
 	struct fees_loop *fl;
 	struct http_req *r;
-	struct event *timer;
+	struct timer *timer;
 	char id[64];
 };
 LIST_HEAD(fee_bucket, fee_wait);
 
 struct fees_loop {
 	struct loop *l;
-	struct rds *rd; /* XREAD BLOCK on the reply stream only */
-	struct event *read_ev;
+	struct rds *rd;	    /* XREAD BLOCK on the reply stream only */
+	struct timer *read; /* restarts reading, e.g. after Redis came back */
 	bool reading;
-	char stream[192];   /* this loop's reply stream */
-	char requests[128]; /* <prefix>:{fees}:requests */
-	char last_id[48];   /* last reply entry seen */
+	char stream[RK_KEY_LEN];   /* this loop's reply stream */
+	char requests[RK_KEY_LEN]; /* <prefix>:{fees}:requests */
+	char last_id[48];	   /* last reply entry seen */
 	uint64_t seq;
 	struct fee_bucket buckets[FEE_BUCKETS];
 	size_t waiting;
@@ -65,66 +67,72 @@ static void wait_free(struct fee_wait *w)
 {
 	LIST_REMOVE(w, link);
 	w->fl->waiting--;
-	event_free(w->timer);
+	timer_free(w->timer);
 	free(w);
 }
 
 /* ---- replies ---------------------------------------------------------------- */
 
-static const char *field(const redisReply *f, const char *name)
+static json_int_t int_value(const char *v)
 {
-	for (size_t i = 0; i + 1 < f->elements; i += 2)
-		if (f->element[i]->type == REDIS_REPLY_STRING &&
-		    strcmp(f->element[i]->str, name) == 0 &&
-		    f->element[i + 1]->type == REDIS_REPLY_STRING)
-			return f->element[i + 1]->str;
-	return NULL;
-}
-
-static json_int_t int_field(const redisReply *f, const char *name)
-{
-	const char *v = field(f, name);
 	return v ? (json_int_t)strtoll(v, NULL, 10) : 0;
 }
 
 /* The SPEC 6 response from the fee engine's flat reply fields. */
-static void reply_ok(struct http_req *r, const redisReply *f)
+static json_t *decision_json(const char *const *v)
 {
-	const char *risks = field(f, "risk_factors"), *source = field(f, "source");
-	const char *conf = field(f, "confidence_score");
-	json_t *rf = risks ? json_loads(risks, 0, NULL) : NULL;
+	json_t *rf = v[FR_RISK_FACTORS] ? json_loads(v[FR_RISK_FACTORS], 0, NULL) : NULL;
 	if (!json_is_array(rf)) {
 		json_decref(rf);
 		rf = json_array();
 	}
 	json_t *body = json_pack(
 		"{s:I,s:s,s:s,s:{s:I,s:I,s:I,s:I,s:I},s:{s:s,s:s,s:s,s:s},s:I,s:f,s:o,s:s,s:s}",
-		"total_fee", int_field(f, "total_fee"), "currency", field(f, "currency") ?: "",
-		"fee_percent", field(f, "fee_percent") ?: "", "fee_breakdown", "platform_fee",
-		int_field(f, "platform_fee"), "onramp_fee", int_field(f, "onramp_fee"),
-		"offramp_fee", int_field(f, "offramp_fee"), "gas_cost", int_field(f, "gas_cost"),
-		"risk_premium", int_field(f, "risk_premium"), "recommended_provider", "onramp",
-		field(f, "onramp") ?: "", "offramp", field(f, "offramp") ?: "", "chain",
-		field(f, "chain") ?: "", "reasoning", field(f, "reasoning") ?: "",
-		"estimated_settlement_time", int_field(f, "estimated_settlement_time"),
-		"confidence_score", conf ? strtod(conf, NULL) : 0.0, "risk_factors", rf, "source",
-		source ?: "", "market_data_as_of", field(f, "market_data_as_of") ?: "");
-	const char *reason = field(f, "fallback_reason");
+		"total_fee", int_value(v[FR_TOTAL_FEE]), "currency", v[FR_CURRENCY] ?: "",
+		"fee_percent", v[FR_FEE_PERCENT] ?: "", "fee_breakdown", "platform_fee",
+		int_value(v[FR_PLATFORM_FEE]), "onramp_fee", int_value(v[FR_ONRAMP_FEE]),
+		"offramp_fee", int_value(v[FR_OFFRAMP_FEE]), "gas_cost", int_value(v[FR_GAS_COST]),
+		"risk_premium", int_value(v[FR_RISK_PREMIUM]), "recommended_provider", "onramp",
+		v[FR_ONRAMP] ?: "", "offramp", v[FR_OFFRAMP] ?: "", "chain", v[FR_CHAIN] ?: "",
+		"reasoning", v[FR_REASONING] ?: "", "estimated_settlement_time",
+		int_value(v[FR_ESTIMATED_SETTLEMENT_TIME]), "confidence_score",
+		v[FR_CONFIDENCE_SCORE] ? strtod(v[FR_CONFIDENCE_SCORE], NULL) : 0.0, "risk_factors",
+		rf, "source", v[FR_SOURCE] ?: "", "market_data_as_of",
+		v[FR_MARKET_DATA_AS_OF] ?: "");
+	const char *reason = v[FR_FALLBACK_REASON];
 	if (body && reason && *reason)
 		json_object_set_new(body, "fallback_reason", json_string(reason));
-	if (!body) {
-		http_reply_error(r, 502, "FEE_ENGINE_ERROR", NULL,
-				 "the fee engine's reply could not be read");
-		return;
-	}
-	http_reply_json(r, 200, body);
+	return body;
 }
 
-static void reply_entry(struct fees_loop *fl, const redisReply *f)
+void fees_reply_answer(const char *const *v, struct fees_answer *out)
 {
-	const char *id = field(f, "id"), *status = field(f, "status");
-	struct fee_wait *w = id ? wait_find(fl, id) : NULL;
+	memset(out, 0, sizeof(*out));
+	if (v[FR_STATUS] && strcmp(v[FR_STATUS], FEE_REPLY_OK) == 0) {
+		out->status = 200;
+		if (!(out->body = decision_json(v))) {
+			out->status = 502;
+			out->code = "FEE_ENGINE_ERROR";
+			out->message = "the fee engine's reply could not be read";
+		}
+		return;
+	}
+	long code = (long)int_value(v[FR_HTTP_STATUS]);
+	out->status = code < 400 || code > 599 ? 502 : (int)code;
+	out->code = v[FR_CODE] ?: "FEE_ENGINE_ERROR";
+	out->message = v[FR_MESSAGE] ?: "the fee engine refused the request";
+}
 
+/* One entry of the reply stream: answers the request waiting for it. */
+static void reply_entry(void *arg, const char *entry_id, const redisReply *fields)
+{
+	struct fees_loop *fl = arg;
+	const char *v[FR_COUNT];
+	struct fees_answer ans;
+
+	snprintf(fl->last_id, sizeof(fl->last_id), "%s", entry_id);
+	ct_read(&CT_FEE_REPLY, rr_field_get, fields, v);
+	struct fee_wait *w = v[FR_ID] ? wait_find(fl, v[FR_ID]) : NULL;
 	if (!w) { /* timed out already, or not ours */
 		metric_inc(m_dropped);
 		return;
@@ -132,15 +140,11 @@ static void reply_entry(struct fees_loop *fl, const redisReply *f)
 	metric_inc(m_replies);
 	struct http_req *r = w->r;
 	wait_free(w);
-	if (status && strcmp(status, "ok") == 0) {
-		reply_ok(r, f);
-		return;
-	}
-	long code = (long)int_field(f, "http_status");
-	if (code < 400 || code > 599)
-		code = 502;
-	http_reply_error(r, (int)code, field(f, "code") ?: "FEE_ENGINE_ERROR", NULL, "%s",
-			 field(f, "message") ?: "the fee engine refused the request");
+	fees_reply_answer(v, &ans);
+	if (ans.status == 200)
+		http_reply_json(r, 200, ans.body);
+	else
+		http_reply_error(r, ans.status, ans.code, NULL, "%s", ans.message);
 }
 
 static void read_send(struct fees_loop *fl);
@@ -153,23 +157,9 @@ static void read_done(void *arg, redisReply *reply, const char *err)
 	if (err || !reply) {
 		if (err && strcmp(err, "client shutting down") != 0)
 			log_debug("fee replies read failed: %s", err);
-		return; /* read_ev retries */
+		return; /* the read timer retries */
 	}
-	if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1) {
-		const redisReply *s = reply->element[0];
-		const redisReply *entries =
-			s->type == REDIS_REPLY_ARRAY && s->elements == 2 ? s->element[1] : NULL;
-		for (size_t i = 0;
-		     entries && entries->type == REDIS_REPLY_ARRAY && i < entries->elements; i++) {
-			const redisReply *e = entries->element[i];
-			if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
-			    e->element[0]->type != REDIS_REPLY_STRING)
-				continue;
-			snprintf(fl->last_id, sizeof(fl->last_id), "%s", e->element[0]->str);
-			if (e->element[1]->type == REDIS_REPLY_ARRAY)
-				reply_entry(fl, e->element[1]);
-		}
-	}
+	rr_xread_entries(reply, reply_entry, fl); /* nil on timeout: none */
 	read_send(fl);
 }
 
@@ -184,20 +174,16 @@ static void read_send(struct fees_loop *fl)
 }
 
 /* Starts (or restarts, after Redis came back) the reading. */
-static void read_tick(evutil_socket_t fd, short what, void *arg)
+static void read_tick(void *arg)
 {
-	(void)fd;
-	(void)what;
 	read_send(arg);
 }
 
 /* ---- requests ----------------------------------------------------------------- */
 
-static void timeout_cb(evutil_socket_t fd, short what, void *arg)
+static void timeout_cb(void *arg)
 {
 	struct fee_wait *w = arg;
-	(void)fd;
-	(void)what;
 	struct http_req *r = w->r;
 	int ms = w->fl->l->app->cfg.fee_timeout_ms;
 	metric_inc(m_timeouts);
@@ -206,10 +192,9 @@ static void timeout_cb(evutil_socket_t fd, short what, void *arg)
 			 "the fee engine did not answer within %d ms", ms);
 }
 
-static void added(void *arg, redisReply *reply, const char *err)
+static void added(void *arg, const char *err)
 {
 	struct fee_wait *w = arg;
-	(void)reply;
 	if (!err)
 		return; /* now waiting for the reply (or the timer) */
 	struct http_req *r = w->r;
@@ -246,8 +231,12 @@ int fees_validate(const json_t *body, struct fees_input *in, struct jv_error *e)
 		{"to_currency", JV_STRING, true, 16, NULL},
 		{"destination_country", JV_STRING, false, 2, NULL},
 	};
-	static const char *const priorities[] = {"standard", "express", NULL};
-	static const char *const tiers[] = {"standard", "premium", "enterprise", NULL};
+	/* The names the feeengine parses back (route_priority_parse,
+	 * route_tier_parse): one table, common/route.c. */
+	const char *const priorities[] = {route_priority_name(PRIORITY_STANDARD),
+					  route_priority_name(PRIORITY_EXPRESS), NULL};
+	const char *const tiers[] = {route_tier_name(TIER_STANDARD), route_tier_name(TIER_PREMIUM),
+				     route_tier_name(TIER_ENTERPRISE), NULL};
 
 	if (jv_check(body, fields, sizeof(fields) / sizeof(fields[0]), e) != 0 ||
 	    jv_amount(body, "amount", &in->amount, e) != 0)
@@ -276,83 +265,83 @@ int fees_validate(const json_t *body, struct fees_input *in, struct jv_error *e)
 	return 0;
 }
 
-/* POST /v1/fees/calculate {amount, from_currency, to_currency,
- * destination_country?, priority?, customer_tier?} */
-void fees_calculate(struct http_req *r, void *arg)
+void fees_request_fields(const struct fees_input *in, const char *id, const char *reply_to,
+			 int64_t deadline_ms, const char *request_id, struct fees_request_msg *m)
 {
-	struct loop *l = arg;
+	snprintf(m->amount, sizeof(m->amount), "%" PRId64, in->amount);
+	snprintf(m->deadline_ms, sizeof(m->deadline_ms), "%" PRId64, deadline_ms);
+	memset(m->v, 0, sizeof(m->v));
+	m->v[FQ_ID] = id;
+	m->v[FQ_REPLY_TO] = reply_to;
+	m->v[FQ_AMOUNT] = m->amount;
+	m->v[FQ_FROM_CURRENCY] = in->from->code;
+	m->v[FQ_TO_CURRENCY] = in->to->code;
+	m->v[FQ_DESTINATION_COUNTRY] = in->country ? in->country : "";
+	m->v[FQ_PRIORITY] = in->priority;
+	m->v[FQ_CUSTOMER_TIER] = in->tier;
+	m->v[FQ_DEADLINE_MS] = m->deadline_ms;
+	m->v[FQ_REQUEST_ID] = request_id;
+}
+
+/* A waiting request with its timer, registered under a fresh id; NULL when
+ * out of memory. */
+static struct fee_wait *wait_new(struct loop *l, struct http_req *r)
+{
 	struct fees_loop *fl = l->fees;
-	json_t *body = http_req_json(r);
-	struct jv_error e;
-	struct fees_input in;
-
-	if (fees_validate(body, &in, &e) != 0) {
-		http_reply_error(r, e.status, e.code, e.param[0] ? e.param : NULL, "%s", e.message);
-		return;
-	}
-	int64_t amount = in.amount;
-	const struct currency *cur[2] = {in.from, in.to};
-	const char *country = in.country, *prio = in.priority, *tier = in.tier;
-
 	struct fee_wait *w = calloc(1, sizeof(*w));
-	if (!w || !(w->timer = event_new(l->base, -1, 0, timeout_cb, w))) {
+	if (!w || !(w->timer = timer_new(l->base, timeout_cb, w))) {
 		free(w);
-		http_reply_error(r, 503, "SERVICE_UNAVAILABLE", NULL, "out of memory");
-		return;
+		return NULL;
 	}
 	w->fl = fl;
 	w->r = r;
 	/* Unique within this loop's reply stream, the only place it is looked up. */
 	snprintf(w->id, sizeof(w->id), "%04x-%" PRIu64, l->app->nonce & 0xffff, ++fl->seq);
+	return w;
+}
+
+/* POST /v1/fees/calculate {amount, from_currency, to_currency,
+ * destination_country?, priority?, customer_tier?}: validate, queue the
+ * request (XADD through jobs_add), wait for the reply or the timeout. */
+void fees_calculate(struct http_req *r, void *arg)
+{
+	struct loop *l = arg;
+	struct fees_loop *fl = l->fees;
 	int timeout_ms = l->app->cfg.fee_timeout_ms;
-	char amount_s[24], deadline[24];
-	snprintf(amount_s, sizeof(amount_s), "%" PRId64, amount);
-	snprintf(deadline, sizeof(deadline), "%" PRId64, clock_wall_ms() + timeout_ms);
-	const char *argv[] = {"XADD",
-			      fl->requests,
-			      "MAXLEN",
-			      "~",
-			      FEE_REQUESTS_MAXLEN,
-			      "*",
-			      "id",
-			      w->id,
-			      "reply_to",
-			      fl->stream,
-			      "amount",
-			      amount_s,
-			      "from_currency",
-			      cur[0]->code,
-			      "to_currency",
-			      cur[1]->code,
-			      "destination_country",
-			      country ? country : "",
-			      "priority",
-			      prio,
-			      "customer_tier",
-			      tier,
-			      "deadline_ms",
-			      deadline,
-			      "request_id",
-			      http_req_id(r)};
-	if (rds_command_argv(l->redis, added, w, (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL,
-			     0) != 0) {
-		event_free(w->timer);
+	struct fees_input in;
+	struct jv_error e;
+	struct fees_request_msg m;
+	struct job_field f[FQ_COUNT];
+	struct fee_wait *w;
+
+	if (fees_validate(http_req_json(r), &in, &e) != 0) {
+		http_reply_error(r, e.status, e.code, e.param[0] ? e.param : NULL, "%s", e.message);
+		return;
+	}
+	if (!(w = wait_new(l, r))) {
+		http_reply_error(r, 503, "SERVICE_UNAVAILABLE", NULL, "out of memory");
+		return;
+	}
+	fees_request_fields(&in, w->id, fl->stream, clock_wall_ms() + timeout_ms, http_req_id(r),
+			    &m);
+	int nf = ct_fields(&CT_FEE_REQUEST, m.v, f);
+	if (jobs_add(l->redis, fl->requests, FEE_REQUESTS_MAXLEN, f, nf, added, w) != 0) {
+		timer_free(w->timer);
 		free(w);
 		http_reply_error(r, 503, "FEE_ENGINE_UNAVAILABLE", NULL,
 				 "the fee request could not be queued: redis not connected");
 		return;
 	}
-	struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
 	LIST_INSERT_HEAD(&fl->buckets[id_hash(w->id) % FEE_BUCKETS], w, link);
 	fl->waiting++;
-	event_add(w->timer, &tv);
+	timer_once(w->timer, timeout_ms);
 	read_send(fl);
 }
 
 int fees_loop_init(struct loop *l)
 {
 	struct app *a = l->app;
-	char host[64] = "api", name[32];
+	char host[64] = "api", name[32], instance[128];
 	struct fees_loop *fl = calloc(1, sizeof(*fl));
 	if (!fl)
 		return -1;
@@ -363,22 +352,22 @@ int fees_loop_init(struct loop *l)
 	gethostname(host, sizeof(host) - 1);
 	/* A nonce, so a restarted process with the same host and pid (pid 1 in
 	 * a container) never reads its predecessor's replies as its own. */
-	snprintf(fl->requests, sizeof(fl->requests), "%s:{fees}:requests",
-		 a->cfg.base.redis_prefix);
-	snprintf(fl->stream, sizeof(fl->stream), "%s:{fees}:replies:%s-%ld-%04x-%d",
-		 a->cfg.base.redis_prefix, host, (long)getpid(), a->nonce & 0xffff, l->index);
+	rk_queue_key(fl->requests, sizeof(fl->requests), a->cfg.base.redis_prefix, RQ_FEES,
+		     RK_STREAM);
+	snprintf(instance, sizeof(instance), "%s-%ld-%04x-%d", host, (long)getpid(),
+		 a->nonce & 0xffff, l->index);
+	rk_fee_reply_key(fl->stream, sizeof(fl->stream), a->cfg.base.redis_prefix, instance);
 	snprintf(fl->last_id, sizeof(fl->last_id), "0-0");
 	snprintf(name, sizeof(name), "api-%d-fees", l->index);
 	struct rds_opts ro = {.url = a->cfg.base.redis_url,
 			      .connect_timeout_ms = 3000,
 			      .command_timeout_ms = a->cfg.redis_timeout_ms,
 			      .name = name};
-	struct timeval tv = {0, 250000};
 	fl->rd = rds_new(l->base, &ro);
-	fl->read_ev = event_new(l->base, -1, EV_PERSIST, read_tick, fl);
-	if (!fl->rd || !fl->read_ev)
+	fl->read = timer_new(l->base, read_tick, fl);
+	if (!fl->rd || !fl->read)
 		return -1;
-	event_add(fl->read_ev, &tv);
+	timer_every(fl->read, 250);
 	m_timeouts =
 		metrics_counter("rampart_fee_timeouts_total",
 				"Fee requests answered 504: no reply within FEE_TIMEOUT_MS", "");
@@ -404,8 +393,7 @@ void fees_loop_free(struct loop *l)
 			wait_free(w);
 			http_reply_error(r, 503, "SERVICE_UNAVAILABLE", NULL, "shutting down");
 		}
-	if (fl->read_ev)
-		event_free(fl->read_ev);
+	timer_free(fl->read);
 	free(fl);
 	l->fees = NULL;
 }

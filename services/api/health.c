@@ -1,19 +1,17 @@
 /* health.c - GET /health (dependency checks), /healthz, /readyz, /metrics. */
-#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "app.h"
+#include "common/evloop.h"
 #include "common/pg.h"
+#include "common/rdsreply.h"
 #include "common/redis.h"
 
 #define HEALTH_DEADLINE_MS 2000
 
 enum { CK_POSTGRES, CK_REDIS, CK_QUEUE, CK_DLQ, CK_WH_QUEUE, CK_WH_DLQ, CK_MARKET, CK_COUNT };
-
-/* The market snapshot's sources (docs/fees.md): <name>.as_of, <name>.source. */
-#define N_SOURCES N_MARKET_SOURCES
 
 struct check {
 	bool done, up;
@@ -31,7 +29,7 @@ struct health {
 	int outstanding;
 	bool replied;
 	uint64_t start_us;
-	struct event *deadline;
+	struct timer *deadline;
 	struct check ck[CK_COUNT];
 	json_t *market; /* the market_data check's body, built when its reply came */
 };
@@ -95,8 +93,7 @@ static void health_release(struct health *h)
 {
 	if (h->outstanding > 0 || !h->replied)
 		return;
-	if (h->deadline)
-		event_free(h->deadline);
+	timer_free(h->deadline);
 	json_decref(h->market);
 	free(h);
 }
@@ -150,23 +147,12 @@ static void xinfo_reply(struct health *h, int which, redisReply *reply, const ch
 		} else if (err || !reply || reply->type != REDIS_REPLY_ARRAY) {
 			check_done(h, which, false, err ? err : "unexpected reply");
 		} else {
-			for (size_t g = 0; g < reply->elements; g++) {
-				redisReply *grp = reply->element[g];
-				if (grp->type != REDIS_REPLY_ARRAY)
-					continue;
-				for (size_t i = 0; i + 1 < grp->elements; i += 2) {
-					redisReply *k = grp->element[i], *v = grp->element[i + 1];
-					if (k->type != REDIS_REPLY_STRING)
-						continue;
-					if (strcmp(k->str, "pending") == 0 &&
-					    v->type == REDIS_REPLY_INTEGER)
-						c->a += v->integer;
-					if (strcmp(k->str, "lag") == 0 &&
-					    v->type == REDIS_REPLY_INTEGER) {
-						c->b += v->integer;
-						c->has_lag = true;
-					}
-				}
+			struct rr_group g[16];
+			size_t n = rr_xinfo_groups(reply, g, sizeof(g) / sizeof(g[0]));
+			for (size_t i = 0; i < n; i++) {
+				c->a += g[i].has_pending ? g[i].pending : 0;
+				c->b += g[i].has_lag ? g[i].lag : 0;
+				c->has_lag |= g[i].has_lag;
 			}
 			if (reply->elements == 0)
 				c->has_lag = true;
@@ -190,10 +176,12 @@ static void xlen_reply(struct health *h, int which, redisReply *reply, const cha
 {
 	h->outstanding--;
 	if (!h->replied) {
-		if (!err && reply && reply->type == REDIS_REPLY_INTEGER)
-			h->ck[which].a = reply->integer;
-		check_done(h, which, !err && reply && reply->type == REDIS_REPLY_INTEGER,
-			   err ? err : "unexpected reply");
+		long long depth;
+		bool ok = !err && reply && reply->type == REDIS_REPLY_INTEGER &&
+			  rr_int(reply, &depth);
+		if (ok)
+			h->ck[which].a = depth;
+		check_done(h, which, ok, err ? err : "unexpected reply");
 	}
 	health_release(h);
 }
@@ -206,16 +194,6 @@ static void xlen_done(void *arg, redisReply *reply, const char *err)
 static void wh_xlen_done(void *arg, redisReply *reply, const char *err)
 {
 	xlen_reply(arg, CK_WH_DLQ, reply, err);
-}
-
-/* A snapshot field as unix seconds; 0 when absent or not a number. */
-static long long field_secs(const redisReply *v)
-{
-	if (!v || v->type != REDIS_REPLY_STRING)
-		return 0;
-	char *end;
-	long long x = strtoll(v->str, &end, 10);
-	return *end == '\0' && x > 0 ? x : 0;
 }
 
 /* HMGET <snapshot> snapshot.as_of, then <source>.as_of and <source>.source
@@ -232,29 +210,35 @@ static void market_done(void *arg, redisReply *reply, const char *err)
 		return;
 	}
 	if (err || !reply || reply->type != REDIS_REPLY_ARRAY ||
-	    reply->elements != 1 + 2 * N_SOURCES) {
+	    reply->elements != SNAP_META_NFIELDS) {
 		check_done(h, CK_MARKET, false, err ? err : "unexpected reply");
 		health_release(h);
 		return;
 	}
+	struct snapshot snap;
+	const char *const *names = snapshot_meta_fields();
+	snapshot_init(&snap);
+	for (size_t i = 0; i < SNAP_META_NFIELDS; i++)
+		(void)snapshot_decode_field(&snap, names[i], rr_str(reply->element[i]));
 	long long now = (long long)(clock_wall_ms() / 1000);
-	long long written = field_secs(reply->element[0]);
+	long long written = snap.as_of;
 	long long ttl = h->l->app->cfg.market_ttl_s;
 	json_t *sources = json_object();
 	char defaults[96] = "";
 	size_t used = 0;
-	for (size_t i = 0; i < N_SOURCES; i++) {
-		long long as_of = field_secs(reply->element[1 + 2 * i]);
-		const redisReply *sv = reply->element[2 + 2 * i];
-		const char *src = sv && sv->type == REDIS_REPLY_STRING ? sv->str : "default";
-		if (strcmp(src, "live") != 0 && strcmp(src, "cached") != 0)
-			src = "default";
-		json_object_set_new(sources, market_sources[i],
+	for (size_t i = 0; i < SNAP_SOURCE_COUNT; i++) {
+		const struct snap_meta *m = &snap.src[i];
+		const char *name = snap_source_name((enum snap_source)i);
+		long long as_of = m->as_of;
+		/* Absent or unknown: on its built-in default. */
+		enum snap_state st = m->has_state ? m->state : SNAP_DEFAULT;
+		const char *src = snap_state_name(st);
+		json_object_set_new(sources, name,
 				    json_pack("{s:s, s:o}", "source", src, "age_seconds",
 					      as_of > 0 ? json_integer(now - as_of) : json_null()));
-		if (strcmp(src, "default") == 0 && used < sizeof(defaults))
+		if (st == SNAP_DEFAULT && used < sizeof(defaults))
 			used += (size_t)snprintf(defaults + used, sizeof(defaults) - used, "%s%s",
-						 used ? ", " : "", market_sources[i]);
+						 used ? ", " : "", name);
 	}
 	h->market = json_pack("{s:o, s:o}", "snapshot_age_seconds",
 			      written > 0 ? json_integer(now - written) : json_null(), "sources",
@@ -275,26 +259,16 @@ static void market_done(void *arg, redisReply *reply, const char *err)
 
 static int market_send(struct health *h)
 {
-	const char *argv[3 + 2 * N_SOURCES];
-	char fields[2 * N_SOURCES][32];
-	int n = 0;
-	argv[n++] = "HMGET";
-	argv[n++] = h->l->app->snapshot_key;
-	argv[n++] = "snapshot.as_of";
-	for (size_t i = 0; i < N_SOURCES; i++) {
-		snprintf(fields[2 * i], sizeof(fields[0]), "%s.as_of", market_sources[i]);
-		snprintf(fields[2 * i + 1], sizeof(fields[0]), "%s.source", market_sources[i]);
-		argv[n++] = fields[2 * i];
-		argv[n++] = fields[2 * i + 1];
-	}
-	return rds_command_argv(h->l->redis, market_done, h, n, argv, NULL, 0);
+	const char *argv[2 + SNAP_META_NFIELDS] = {"HMGET", h->l->app->snapshot_key};
+	const char *const *names = snapshot_meta_fields();
+	for (size_t i = 0; i < SNAP_META_NFIELDS; i++)
+		argv[2 + i] = names[i];
+	return rds_command_argv(h->l->redis, market_done, h, 2 + SNAP_META_NFIELDS, argv, NULL, 0);
 }
 
-static void deadline_cb(evutil_socket_t fd, short what, void *arg)
+static void deadline_cb(void *arg)
 {
 	struct health *h = arg;
-	(void)fd;
-	(void)what;
 	if (!h->replied)
 		health_reply(h);
 	health_release(h);
@@ -313,10 +287,9 @@ void health_full(struct http_req *r, void *arg)
 	h->r = r;
 	h->l = l;
 	h->start_us = clock_mono_us();
-	h->deadline = evtimer_new(l->base, deadline_cb, h);
-	struct timeval tv = {0, HEALTH_DEADLINE_MS * 1000};
+	h->deadline = timer_new(l->base, deadline_cb, h);
 	if (h->deadline)
-		evtimer_add(h->deadline, &tv);
+		timer_once(h->deadline, HEALTH_DEADLINE_MS);
 
 	/* Submit every check first, then record refusals, so a reply cannot
 	 * happen while later checks are still being started. */

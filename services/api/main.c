@@ -1,14 +1,14 @@
 /* main.c - rampart-api: configuration, one event loop per core sharing the
  * port through SO_REUSEPORT, signals, graceful drain, teardown. */
-#include <event2/event.h>
 #include <event2/thread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "app.h"
+#include "common/contracts.h"
+#include "common/evloop.h"
 #include "common/fdlimit.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -45,13 +45,11 @@ static const struct http_route routes[] = {
 /* Per-loop gauges and shutdown                                             */
 /* ------------------------------------------------------------------------ */
 
-static void gauges_tick(evutil_socket_t fd, short what, void *arg)
+static void gauges_tick(void *arg)
 {
 	struct loop *l = arg;
 	struct pg_pool_stats st;
 	char labels[32];
-	(void)fd;
-	(void)what;
 	snprintf(labels, sizeof(labels), "loop=\"%d\"", l->index);
 	pg_pool_stats(l->pg, &st);
 	metric_set(metrics_gauge("rampart_db_connections", "Open PostgreSQL connections", labels),
@@ -68,35 +66,30 @@ static void gauges_tick(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Waits for in-flight requests (or the grace period), then ends the loop. */
-static void drain_tick(evutil_socket_t fd, short what, void *arg)
+static void drain_tick(void *arg)
 {
 	struct loop *l = arg;
-	(void)fd;
-	(void)what;
 	size_t left = http_server_inflight(l->http);
 	if (left > 0 && clock_mono_us() < l->drain_deadline_us)
 		return;
 	if (left > 0)
 		log_event(LOG_WARN, "grace period over, dropping requests", LF_I("loop", l->index),
 			  LF_I("inflight", (long long)left));
-	event_base_loopbreak(l->base);
+	evloop_stop(l->base);
 }
 
-static void stop_cb(evutil_socket_t fd, short what, void *arg)
+static void stop_cb(void *arg)
 {
 	struct loop *l = arg;
-	struct timeval tv = {0, 20000};
-	(void)fd;
-	(void)what;
 	http_server_stop_accepting(l->http);
 	l->drain_deadline_us = clock_mono_us() + (uint64_t)l->app->cfg.grace_seconds * 1000000u;
-	event_add(l->drain_ev, &tv);
+	timer_every(l->drain, 20);
 }
 
 static void *loop_main(void *arg)
 {
 	struct loop *l = arg;
-	event_base_dispatch(l->base);
+	evloop_run(l->base);
 	return NULL;
 }
 
@@ -117,17 +110,16 @@ static int admit_hook(void *arg)
 static int loop_init(struct app *a, struct loop *l, int index)
 {
 	char name[32];
-	struct timeval one_sec = {1, 0};
 	l->app = a;
 	l->index = index;
-	/* No EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST: it defers epoll_ctl(DEL) to
+	/* No epoll changelist (evloop_new(false)): it defers epoll_ctl(DEL) to
 	 * the next loop pass, after evhttp has closed a finished connection's
 	 * socket, so a loop would DEL a descriptor number that another loop's
 	 * accept4 may already own again (harmless to the kernel, a data race on
 	 * the descriptor for ThreadSanitizer). Without it every DEL precedes the
-	 * close (see conn_bev in common/http.c); it cost no measurable CPU per
-	 * request (docs/reliability.md). */
-	l->base = event_base_new();
+	 * close (see conn_bev in common/http.c); its cost is measured in
+	 * docs/reliability.md. */
+	l->base = evloop_new(false);
 	if (!l->base)
 		return -1;
 	snprintf(name, sizeof(name), "api-%d", index);
@@ -154,12 +146,12 @@ static int loop_init(struct app *a, struct loop *l, int index)
 	if (auth_loop_init(l) != 0 || quotes_init(l) != 0 || payments_init(l) != 0 ||
 	    webhooks_init(l) != 0 || fees_loop_init(l) != 0 || summary_init(l) != 0)
 		return -1;
-	l->stop_ev = event_new(l->base, -1, 0, stop_cb, l);
-	l->drain_ev = event_new(l->base, -1, EV_PERSIST, drain_tick, l);
-	l->gauges_ev = event_new(l->base, -1, EV_PERSIST, gauges_tick, l);
-	if (!l->stop_ev || !l->drain_ev || !l->gauges_ev)
+	l->stop = timer_new(l->base, stop_cb, l);
+	l->drain = timer_new(l->base, drain_tick, l);
+	l->gauges = timer_new(l->base, gauges_tick, l);
+	if (!l->stop || !l->drain || !l->gauges)
 		return -1;
-	event_add(l->gauges_ev, &one_sec);
+	timer_every(l->gauges, 1000);
 	if (index == 0)
 		market_start(l);
 	return http_server_listen(l->http, a->cfg.listen_host, a->cfg.listen_port, a->nloops > 1);
@@ -177,24 +169,18 @@ static void loop_free(struct loop *l)
 	pg_pool_free(l->pg);
 	rds_free(l->redis);
 	keycache_free(l->keys);
-	if (l->market_ev)
-		event_free(l->market_ev);
-	if (l->stop_ev)
-		event_free(l->stop_ev);
-	if (l->drain_ev)
-		event_free(l->drain_ev);
-	if (l->gauges_ev)
-		event_free(l->gauges_ev);
-	if (l->base)
-		event_base_free(l->base);
+	timer_free(l->market);
+	timer_free(l->stop);
+	timer_free(l->drain);
+	timer_free(l->gauges);
+	evloop_free(l->base);
 }
 
-static void signal_cb(evutil_socket_t sig, short what, void *arg)
+static void signal_cb(void *arg, const char *sig)
 {
 	struct event_base *main_base = arg;
-	(void)what;
-	log_event(LOG_INFO, "shutting down", LF_S("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"));
-	event_base_loopbreak(main_base);
+	log_event(LOG_INFO, "shutting down", LF_S("signal", sig));
+	evloop_stop(main_base);
 }
 
 static void usage(FILE *out)
@@ -232,11 +218,10 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	signal(SIGPIPE, SIG_IGN);
+	evloop_process_init(); /* SIGPIPE ignored, rand() seeded */
 	if (api_config_load(&a.cfg) != 0)
 		return 1;
 	log_init("api", a.cfg.base.log_level, a.cfg.base.log_json);
-	srand((unsigned)clock_mono_us());
 	if (keys_at) {
 		rc = keys_main(a.cfg.base.database_url, argc - keys_at - 1, argv + keys_at + 1);
 		api_config_free(&a.cfg);
@@ -252,18 +237,17 @@ int main(int argc, char **argv)
 	 * room for many, as Redis does for maxclients, plus each loop's pool,
 	 * Redis connections and listeners. Accepting stops at the limit. */
 	fd_limit_raise(API_CLIENTS_ROOM + (long)a.cfg.threads * (a.cfg.db_pool_size + 8) + 64);
-	evthread_use_pthreads();
-	snprintf(a.snapshot_key, sizeof(a.snapshot_key), "%s:market:snapshot",
-		 a.cfg.base.redis_prefix);
-	snprintf(a.jobs_key, sizeof(a.jobs_key), "%s:{payments}:jobs", a.cfg.base.redis_prefix);
-	snprintf(a.dlq_key, sizeof(a.dlq_key), "%s:{payments}:dlq", a.cfg.base.redis_prefix);
-	snprintf(a.wh_jobs_key, sizeof(a.wh_jobs_key), "%s:{webhooks}:jobs",
-		 a.cfg.base.redis_prefix);
-	snprintf(a.wh_dlq_key, sizeof(a.wh_dlq_key), "%s:{webhooks}:dlq", a.cfg.base.redis_prefix);
+	evthread_use_pthreads(); /* libevent itself: the main thread fires each loop's stop timer */
+	const char *prefix = a.cfg.base.redis_prefix;
+	rk_snapshot_key(a.snapshot_key, sizeof(a.snapshot_key), prefix);
+	rk_queue_key(a.jobs_key, sizeof(a.jobs_key), prefix, RQ_PAYMENTS, RK_STREAM);
+	rk_queue_key(a.dlq_key, sizeof(a.dlq_key), prefix, RQ_PAYMENTS, RK_DLQ);
+	rk_queue_key(a.wh_jobs_key, sizeof(a.wh_jobs_key), prefix, RQ_WEBHOOKS, RK_STREAM);
+	rk_queue_key(a.wh_dlq_key, sizeof(a.wh_dlq_key), prefix, RQ_WEBHOOKS, RK_DLQ);
 	a.nonce = (unsigned)rand();
 	atomic_init(&a.draining, false);
-	struct event_base *main_base = event_base_new();
-	struct event *sigterm = NULL, *sigint = NULL;
+	struct event_base *main_base = evloop_new(false);
+	struct sigstop *signals = NULL;
 	if (!main_base || market_init(&a.market) != 0 || auth_init(&a) != 0)
 		goto done;
 	a.nloops = a.cfg.threads;
@@ -276,9 +260,7 @@ int main(int argc, char **argv)
 			goto done;
 		}
 	}
-	sigterm = evsignal_new(main_base, SIGTERM, signal_cb, main_base);
-	sigint = evsignal_new(main_base, SIGINT, signal_cb, main_base);
-	if (!sigterm || !sigint || evsignal_add(sigterm, NULL) || evsignal_add(sigint, NULL))
+	if (!(signals = sigstop_new(main_base, signal_cb, main_base)))
 		goto done;
 	int started = 0;
 	for (; started < a.nloops; started++)
@@ -288,30 +270,26 @@ int main(int argc, char **argv)
 		  LF_I("port", a.cfg.listen_port), LF_I("loops", a.nloops),
 		  LF_S("version", RAMPART_VERSION));
 	if (started == a.nloops)
-		event_base_dispatch(main_base);
+		evloop_run(main_base);
 
 	/* Drain: readiness turns 503, listeners close, in-flight requests finish. */
 	atomic_store(&a.draining, true);
 	for (int i = 0; i < started; i++)
-		event_active(a.loops[i].stop_ev, EV_TIMEOUT, 0);
+		timer_fire(a.loops[i].stop);
 	for (int i = 0; i < started; i++)
 		pthread_join(a.loops[i].thread, NULL);
 	rc = started == a.nloops ? 0 : 1;
 	log_event(LOG_INFO, "stopped", LF_I("exit_code", rc));
 done:
-	if (sigterm)
-		event_free(sigterm);
-	if (sigint)
-		event_free(sigint);
+	sigstop_free(signals);
 	for (int i = 0; a.loops && i < a.nloops; i++)
 		loop_free(&a.loops[i]);
 	free(a.loops);
 	auth_free(&a);
 	market_free(&a.market);
-	if (main_base)
-		event_base_free(main_base);
+	evloop_free(main_base);
 	api_config_free(&a.cfg);
 	metrics_shutdown();
-	libevent_global_shutdown();
+	evloop_shutdown();
 	return rc;
 }

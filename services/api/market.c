@@ -3,18 +3,16 @@
  * FX rates (fx.<CUR> = units per 1 USD) to price quotes, and the gas prices,
  * token prices, chain availability and Circle status the router picks a
  * quote's chain with; money.h's and chain_route.h's defaults for anything missing. */
-#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "app.h"
+#include "common/evloop.h"
 #include "common/log.h"
+#include "common/rdsreply.h"
 #include "common/redis.h"
-
-const char *const market_sources[N_MARKET_SOURCES] = {"fx",	    "prices",	    "gas.ethereum",
-						      "gas.base",   "gas.polygon",  "gas.arbitrum",
-						      "gas.solana", "status.circle"};
+#include "common/snapshot.h"
 
 int market_init(struct market *m)
 {
@@ -49,15 +47,12 @@ int64_t market_per_usd(struct market *m, const struct currency *c, const char **
 	pthread_mutex_lock(&m->mu);
 	if (idx < m->n)
 		v = m->per_usd[idx];
-	/* The source strings are literals picked in snapshot_done's caller. */
 	if (v > 0)
-		*source = strcmp(m->source, "cached") == 0    ? "cached"
-			  : strcmp(m->source, "default") == 0 ? "default"
-							      : "live";
+		*source = snap_state_name(m->state);
 	pthread_mutex_unlock(&m->mu);
 	if (v > 0)
 		return v;
-	*source = "default";
+	*source = snap_state_name(SNAP_DEFAULT);
 	return c->per_usd;
 }
 
@@ -86,68 +81,17 @@ const char *market_chain(struct market *m, int64_t amount, const struct currency
 	return route_chain_name((enum route_chain)res.chosen);
 }
 
-/* A snapshot decimal as fixed point with `scale` decimals (0..10); "0" is 0. */
-static bool decimal(const char *s, int scale, int64_t *out)
+/* The snapshot's FX source as the api reports it: "live" when absent or
+ * unknown, and "cached" once no fee engine has rewritten the snapshot for
+ * MARKET_CACHE_TTL_SECONDS (it does every MARKET_REFRESH_SECONDS): its
+ * rates are kept, but they are nobody's live view any more. */
+static enum snap_state fx_state(const struct snapshot *s, int64_t now_s, int64_t ttl_s)
 {
-	int64_t v;
-	if (strcmp(s, "0") == 0) {
-		*out = 0;
-		return true;
-	}
-	if (money_rate_parse(s, &v) != MONEY_OK)
-		return false;
-	for (int i = scale; i < MONEY_RATE_DECIMALS; i++)
-		v /= 10;
-	*out = v;
-	return true;
-}
-
-/* One of the router's fields (price.*, gas.<chain>.*, status.circle) into
- * r; anything unreadable leaves the default. */
-static void route_field(struct route_market *r, const char *k, const char *v)
-{
-	static const struct {
-		const char *field;
-		enum route_chain chains[3];
-		int n;
-	} prices[] = {{"price.ETH", {CHAIN_ETHEREUM, CHAIN_BASE, CHAIN_ARBITRUM}, 3},
-		      {"price.POL", {CHAIN_POLYGON}, 1},
-		      {"price.SOL", {CHAIN_SOLANA}, 1}};
-	int64_t x;
-	enum route_chain c;
-	enum route_status st;
-
-	for (size_t i = 0; i < sizeof(prices) / sizeof(prices[0]); i++)
-		if (strcmp(k, prices[i].field) == 0) {
-			if (decimal(v, 6, &x) && x > 0)
-				for (int j = 0; j < prices[i].n; j++)
-					r->chain[prices[i].chains[j]].native_usd_micros = x;
-			return;
-		}
-	if (strcmp(k, "status.circle") == 0) {
-		if (route_status_parse(v, &st) == 0)
-			r->provider = st;
-		return;
-	}
-	if (strncmp(k, "gas.", 4) != 0)
-		return;
-	char name[16];
-	const char *dot = strchr(k + 4, '.');
-	if (!dot || (size_t)(dot - (k + 4)) >= sizeof(name))
-		return;
-	memcpy(name, k + 4, (size_t)(dot - (k + 4)));
-	name[dot - (k + 4)] = '\0';
-	if (route_chain_parse(name, &c) != 0)
-		return;
-	int scale = c == CHAIN_SOLANA ? 0 : 9; /* micro-lamports, or gwei -> wei */
-	if (strcmp(dot, ".standard") == 0 && decimal(v, scale, &x))
-		r->chain[c].gas_standard = x;
-	else if (strcmp(dot, ".fast") == 0 && decimal(v, scale, &x))
-		r->chain[c].gas_fast = x;
-	else if (strcmp(dot, ".available") == 0) {
-		r->chain[c].unavailable = strcmp(v, "yes") != 0;
-		snprintf(r->chain[c].why, sizeof(r->chain[c].why), "%s", v);
-	}
+	const struct snap_meta *fx = &s->src[SNAP_FX];
+	enum snap_state st = fx->has_state ? fx->state : SNAP_LIVE;
+	if (s->as_of > 0 && st == SNAP_LIVE && now_s - s->as_of > ttl_s)
+		st = SNAP_CACHED;
+	return st;
 }
 
 /* HGETALL <prefix>:market:snapshot -> replaces the shared table. Invalid
@@ -159,78 +103,38 @@ static void snapshot_done(void *arg, redisReply *reply, const char *err)
 	size_t n;
 	const struct currency *all = money_currencies(&n);
 	static bool warned_bad;
+	static struct snapshot s; /* loop 0 only; 2 KiB off the stack */
+	const char *keys[SNAP_MAX_FIELDS], *vals[SNAP_MAX_FIELDS];
 
 	if (err || !reply || reply->type != REDIS_REPLY_ARRAY)
 		return; /* Redis down: keep the last rates we had */
-	int64_t *fresh = calloc(m->n, sizeof(*fresh));
-	if (!fresh)
-		return;
-	char source[16] = "";
-	int64_t as_of = 0, written = 0;
-	struct route_market route;
-	route_market_defaults(&route);
-	for (size_t i = 0; i + 1 < reply->elements; i += 2) {
-		const redisReply *k = reply->element[i], *v = reply->element[i + 1];
-		if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
-			continue;
-		if (strcmp(k->str, "snapshot.as_of") == 0) {
-			written = strtoll(v->str, NULL, 10);
-			continue;
-		}
-		if (strncmp(k->str, "fx.", 3) != 0) {
-			route_field(&route, k->str, v->str);
-			continue;
-		}
-		const char *field = k->str + 3;
-		if (strcmp(field, "source") == 0) {
-			snprintf(source, sizeof(source), "%s", v->str);
-			continue;
-		}
-		if (strcmp(field, "as_of") == 0) {
-			as_of = strtoll(v->str, NULL, 10);
-			continue;
-		}
-		const struct currency *c = money_currency(field);
-		int64_t rate;
-		if (!c)
-			continue;
-		if (money_rate_parse(v->str, &rate) != MONEY_OK) {
-			if (!warned_bad)
-				log_event(LOG_WARN, "ignoring invalid snapshot rate",
-					  LF_S("field", k->str), LF_S("value", v->str));
+	snapshot_init(&s);
+	size_t nf = rr_pairs(reply, keys, vals, SNAP_MAX_FIELDS);
+	for (size_t i = 0; i < nf; i++)
+		if (snapshot_decode_field(&s, keys[i], vals[i]) == SNAP_FIELD_INVALID &&
+		    !warned_bad) {
+			log_event(LOG_WARN, "ignoring invalid snapshot rate",
+				  LF_S("field", keys[i]), LF_S("value", vals[i]));
 			warned_bad = true;
-			continue;
 		}
-		fresh[c - all] = rate;
-	}
 	/* USD is the snapshot's reference: 1 by definition, even when unlisted. */
 	const struct currency *usd = money_currency("USD");
-	if (reply->elements > 0 && fresh[usd - all] == 0)
-		fresh[usd - all] = MONEY_RATE_SCALE;
-	if (strcmp(source, "live") != 0 && strcmp(source, "cached") != 0 &&
-	    strcmp(source, "default") != 0)
-		snprintf(source, sizeof(source), "live"); /* absent or unknown */
-	/* A snapshot no fee engine has rewritten for MARKET_CACHE_TTL_SECONDS
-	 * (it does every MARKET_REFRESH_SECONDS): its rates are kept, but they
-	 * are nobody's live view any more. */
-	if (written > 0 && strcmp(source, "live") == 0 &&
-	    clock_wall_ms() / 1000 - written > l->app->cfg.market_ttl_s)
-		snprintf(source, sizeof(source), "cached");
+	if (reply->elements > 0 && s.fx_per_usd[usd - all] == 0)
+		s.fx_per_usd[usd - all] = MONEY_RATE_SCALE;
+	enum snap_state st = fx_state(&s, clock_wall_ms() / 1000, l->app->cfg.market_ttl_s);
 	pthread_mutex_lock(&m->mu);
-	memcpy(m->per_usd, fresh, m->n * sizeof(*fresh));
-	snprintf(m->source, sizeof(m->source), "%s", source);
-	m->as_of = as_of;
+	for (size_t i = 0; i < m->n; i++)
+		m->per_usd[i] = i < SNAP_MAX_CURRENCIES ? s.fx_per_usd[i] : 0;
+	m->state = st;
+	m->as_of = s.src[SNAP_FX].as_of;
 	m->have_snapshot = reply->elements > 0;
-	m->route = route;
+	m->route = s.route;
 	pthread_mutex_unlock(&m->mu);
-	free(fresh);
 }
 
-static void market_tick(evutil_socket_t fd, short what, void *arg)
+static void market_tick(void *arg)
 {
 	struct loop *l = arg;
-	(void)fd;
-	(void)what;
 	if (rds_connected(l->redis) &&
 	    rds_command(l->redis, snapshot_done, l, "HGETALL %s", l->app->snapshot_key) != 0)
 		log_debug("market snapshot read not sent");
@@ -238,10 +142,9 @@ static void market_tick(evutil_socket_t fd, short what, void *arg)
 
 void market_start(struct loop *l)
 {
-	struct timeval tv = {1, 0};
-	l->market_ev = event_new(l->base, -1, EV_PERSIST, market_tick, l);
-	if (!l->market_ev)
+	l->market = timer_new(l->base, market_tick, l);
+	if (!l->market)
 		return;
-	event_add(l->market_ev, &tv);
-	event_active(l->market_ev, EV_TIMEOUT, 0); /* read once right away */
+	timer_every(l->market, 1000);
+	timer_fire(l->market); /* read once right away */
 }

@@ -1,11 +1,11 @@
 /* migrate.c - `rampart-api --migrate`: applies the SQL migrations embedded in
  * the binary, each in its own transaction, recorded in schema_migrations. */
-#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "app.h"
+#include "common/evloop.h"
 #include "common/log.h"
 #include "common/pg.h"
 #include "common/pgrow.h"
@@ -38,7 +38,7 @@ static void finish(struct migrate *m, const char *err)
 		log_event(LOG_ERROR, "migration failed", LF_S("error", err));
 		m->rc = -1;
 	}
-	event_base_loopbreak(m->base);
+	evloop_stop(m->base);
 }
 
 static void applied_one(void *arg, const PGresult *res, const char *err)
@@ -140,11 +140,10 @@ int migrate_run(const char *database_url)
 {
 	struct migrate m = {0};
 	m.applied = calloc(migrations_count + 1, sizeof(bool));
-	m.base = event_base_new();
+	m.base = evloop_new(false);
 	if (!m.applied || !m.base) {
 		free(m.applied);
-		if (m.base)
-			event_base_free(m.base);
+		evloop_free(m.base);
 		return -1;
 	}
 	/* One connection: the session lock, the reads and the scripts share it. */
@@ -162,10 +161,10 @@ int migrate_run(const char *database_url)
 		if (pg_query(m.pg, "SELECT pg_advisory_lock($1::bigint)", 1, params, locked, &m))
 			finish(&m, "database unavailable");
 		else
-			event_base_dispatch(m.base);
+			evloop_run(m.base);
 	}
 	pg_pool_free(m.pg); /* closing the session releases the advisory lock */
-	event_base_free(m.base);
+	evloop_free(m.base);
 	free(m.applied);
 	return m.rc;
 }

@@ -7,11 +7,13 @@
 #include <string.h>
 
 #include "app.h"
+#include "common/contracts.h"
 #include "common/ids.h"
 #include "common/jobs.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/payment.h"
 #include "common/pg.h"
 
 #define ACCOUNT_MAX	   256	/* bytes of source_account / destination_account */
@@ -469,14 +471,14 @@ static void created(struct pay_create *pc, const char *pg_json)
 	}
 	pc->outstanding = 1; /* held until both requests are sent */
 
-	jobs_key(stream, sizeof(stream), l->app->cfg.base.redis_prefix, "payments", "jobs");
-	const struct job_field job[] = {
-		{"payment_id", pc->pay_id},
-		{"step", "onramp_initiate"},
-		{"attempt", "1"},
-		{"request_id", pc->request_id},
-	};
-	if (jobs_add(l->redis, stream, JOBS_MAXLEN, job, 4, enqueue_done, pc) == 0) {
+	rk_queue_key(stream, sizeof(stream), l->app->cfg.base.redis_prefix, RQ_PAYMENTS, RK_STREAM);
+	const char *m[PJ_COUNT] = {[PJ_PAYMENT_ID] = pc->pay_id,
+				   [PJ_STEP] = pay_step_name(pay_state_step(PAY_PENDING)),
+				   [PJ_ATTEMPT] = "1",
+				   [PJ_REQUEST_ID] = pc->request_id};
+	struct job_field job[PJ_COUNT];
+	int nf = ct_fields(&CT_PAY_JOB, m, job);
+	if (jobs_add(l->redis, stream, JOBS_MAXLEN, job, nf, enqueue_done, pc) == 0) {
 		pc->outstanding++;
 	} else {
 		metric_inc(m_enqueue_failed);
@@ -826,13 +828,8 @@ done:
 
 static bool status_valid(const char *s)
 {
-	static const char *const states[] = {"PENDING",		"ONRAMP_PENDING", "ONRAMP_COMPLETE",
-					     "OFFRAMP_PENDING", "COMPLETED",	  "FAILED",
-					     "REFUND_PENDING",	"REFUNDED"};
-	for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++)
-		if (strcmp(s, states[i]) == 0)
-			return true;
-	return false;
+	enum pay_state st;
+	return pay_state_parse(s, &st) == 0;
 }
 
 /* "1".."100" in plain decimal digits, else -1. */
@@ -865,9 +862,13 @@ void payments_list(struct http_req *r, void *arg)
 		return;
 	}
 	if (status && !status_valid(status)) {
-		http_reply_error(r, 400, "INVALID_FIELD", "status",
-				 "status must be one of PENDING, ONRAMP_PENDING, ONRAMP_COMPLETE, "
-				 "OFFRAMP_PENDING, COMPLETED, FAILED, REFUND_PENDING, REFUNDED");
+		char states[160] = "";
+		size_t used = 0;
+		for (int i = 0; i < PAY_STATE_COUNT && used < sizeof(states); i++)
+			used += (size_t)snprintf(states + used, sizeof(states) - used, "%s%s",
+						 i ? ", " : "", pay_state_name((enum pay_state)i));
+		http_reply_error(r, 400, "INVALID_FIELD", "status", "status must be one of %s",
+				 states);
 		return;
 	}
 	if (limit_s && (limit = parse_limit(limit_s)) < 0) {

@@ -21,10 +21,13 @@
 #include <time.h>
 
 #include "app.h"
+#include "common/contracts.h"
 #include "common/ids.h"
 #include "common/jobs.h"
 #include "common/log.h"
+#include "common/payment.h"
 #include "common/pg.h"
+#include "common/rdsreply.h"
 #include "common/redis.h"
 
 #define SUMMARY_WINDOW	  1000 /* webhook attempts the success rate covers */
@@ -46,20 +49,11 @@ extern const size_t dashboard_files_count;
 	"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:;" \
 	" connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
-static const char *const states[] = {"PENDING",		"ONRAMP_PENDING", "ONRAMP_COMPLETE",
-				     "OFFRAMP_PENDING", "COMPLETED",	  "FAILED",
-				     "REFUND_PENDING",	"REFUNDED"};
-#define NSTATES (sizeof(states) / sizeof(states[0]))
-_Static_assert(sizeof(states) / sizeof(states[0]) == SUMMARY_STATES, "one count per state");
-
-/* The queues the summary reports: name (hash tag), stream kind, group. */
-static const struct {
-	const char *name, *kind, *group;
-} queues[SUMMARY_QUEUES] = {
-	{"payments", "jobs", "workers"},
-	{"webhooks", "jobs", "webhooks"},
-	{"fees", "requests", "feeengines"},
-};
+/* Payments by state in SPEC 5 order (common/payment.h); the queues the
+ * summary reports, in enum rk_queue order (common/contracts.h). */
+#define NSTATES ((size_t)PAY_STATE_COUNT)
+_Static_assert(PAY_STATE_COUNT == SUMMARY_STATES, "one count per state");
+_Static_assert(RQ_COUNT == SUMMARY_QUEUES, "one entry per queue");
 
 /* Payments by state without counting the payments table: every status
  * change writes a payment_history row (from_status, to_status) in the same
@@ -120,93 +114,52 @@ int summary_init(struct loop *l)
 /* Pure parts                                                               */
 /* ------------------------------------------------------------------------ */
 
-static int64_t reply_int(const redisReply *v, bool *known)
-{
-	*known = true;
-	if (v && v->type == REDIS_REPLY_INTEGER)
-		return v->integer;
-	if (v && (v->type == REDIS_REPLY_STRING || v->type == REDIS_REPLY_STATUS) && v->str)
-		return strtoll(v->str, NULL, 10);
-	*known = false;
-	return 0;
-}
-
 void summary_xinfo_group(const redisReply *groups, const char *group, struct queue_counts *out)
 {
+	struct rr_group g;
 	memset(out, 0, sizeof(*out));
 	out->lag = -1;
-	if (!groups || groups->type != REDIS_REPLY_ARRAY)
+	if (!rr_xinfo_group(groups, group, &g))
 		return;
-	for (size_t g = 0; g < groups->elements; g++) {
-		const redisReply *kv = groups->element[g];
-		const redisReply *name = NULL;
-		if (!kv || kv->type != REDIS_REPLY_ARRAY)
-			continue;
-		for (size_t i = 0; i + 1 < kv->elements; i += 2)
-			if (kv->element[i]->str && strcmp(kv->element[i]->str, "name") == 0)
-				name = kv->element[i + 1];
-		if (!name || !name->str || strcmp(name->str, group) != 0)
-			continue;
-		out->found = true;
-		for (size_t i = 0; i + 1 < kv->elements; i += 2) {
-			const char *k = kv->element[i]->str;
-			bool known;
-			int64_t v = reply_int(kv->element[i + 1], &known);
-			if (!k)
-				continue;
-			if (strcmp(k, "consumers") == 0)
-				out->consumers = v;
-			else if (strcmp(k, "pending") == 0)
-				out->in_flight = v;
-			else if (strcmp(k, "lag") == 0)
-				out->lag = known ? v : -1;
-		}
-		return;
-	}
-}
-
-static const char *field_value(const char *const *fields, const char *const *values, size_t n,
-			       const char *name)
-{
-	for (size_t i = 0; i < n; i++)
-		if (fields[i] && values[i] && strcmp(fields[i], name) == 0)
-			return values[i];
-	return NULL;
+	out->found = true;
+	out->consumers = g.consumers;
+	out->in_flight = g.has_pending ? g.pending : 0;
+	out->lag = g.has_lag ? g.lag : -1;
 }
 
 /* A non-negative decimal integer, else -1. */
 static int64_t parse_nonneg(const char *s)
 {
-	char *end;
-	if (!s || *s < '0' || *s > '9')
-		return -1;
-	long long v = strtoll(s, &end, 10);
-	return *end || v < 0 ? -1 : (int64_t)v;
+	int64_t v;
+	if (s && strcmp(s, "0") == 0)
+		return 0;
+	return money_count_parse(s, &v) ? v : -1;
 }
 
 json_t *summary_market_json(const char *const *fields, const char *const *values, size_t n,
 			    int64_t now_s)
 {
 	json_t *out = json_object(), *list = json_array();
-	char k[48];
 	if (!out || !list) {
 		json_decref(out);
 		json_decref(list);
 		return NULL;
 	}
-	int64_t as_of = parse_nonneg(field_value(fields, values, n, "snapshot.as_of"));
+	struct snapshot snap;
+	snapshot_init(&snap);
+	for (size_t i = 0; i < n; i++)
+		(void)snapshot_decode_field(&snap, fields[i], values[i]);
+	int64_t as_of = snap.as_of;
 	json_object_set_new(out, "as_of", as_of > 0 ? json_integer(as_of) : json_null());
-	for (size_t i = 0; i < N_MARKET_SOURCES; i++) {
-		snprintf(k, sizeof(k), "%s.source", market_sources[i]);
-		const char *src = field_value(fields, values, n, k);
-		snprintf(k, sizeof(k), "%s.as_of", market_sources[i]);
-		int64_t t = parse_nonneg(field_value(fields, values, n, k));
+	for (size_t i = 0; i < SNAP_SOURCE_COUNT; i++) {
+		const struct snap_meta *m = &snap.src[i];
+		int64_t t = m->as_of;
 		/* as_of 0 means a built-in default: there is no reading to age. */
-		json_t *o =
-			json_pack("{s:s, s:s, s:o, s:o}", "name", market_sources[i], "source",
-				  src ? src : "missing", "as_of",
-				  t > 0 ? json_integer(t) : json_null(), "age_seconds",
-				  t > 0 ? json_integer(now_s > t ? now_s - t : 0) : json_null());
+		json_t *o = json_pack(
+			"{s:s, s:s, s:o, s:o}", "name", snap_source_name((enum snap_source)i),
+			"source", m->has_raw ? m->raw : "missing", "as_of",
+			t > 0 ? json_integer(t) : json_null(), "age_seconds",
+			t > 0 ? json_integer(now_s > t ? now_s - t : 0) : json_null());
 		if (o)
 			json_array_append_new(list, o);
 	}
@@ -307,10 +260,11 @@ static void summary_reply(struct summary *s)
 		goto oom;
 	for (size_t i = 0; i < NSTATES; i++) {
 		total += s->by_state[i];
-		json_object_set_new(by_state, states[i], json_integer(s->by_state[i]));
+		json_object_set_new(by_state, pay_state_name((enum pay_state)i),
+				    json_integer(s->by_state[i]));
 	}
 	for (int i = 0; i < SUMMARY_QUEUES; i++)
-		json_object_set_new(qs, queues[i].name, queue_json(&s->q[i]));
+		json_object_set_new(qs, rk_queue((enum rk_queue)i)->name, queue_json(&s->q[i]));
 	int permille = summary_rate_permille(s->wh_succeeded, s->wh_attempts);
 	wh = json_pack("{s:i, s:I, s:I, s:I, s:o, s:I}", "window", SUMMARY_WINDOW, "attempts",
 		       (json_int_t)s->wh_attempts, "succeeded", (json_int_t)s->wh_succeeded,
@@ -354,7 +308,8 @@ static int add_deltas(int64_t *counts, const char *text)
 		return -1;
 	}
 	for (size_t i = 0; i < NSTATES; i++)
-		counts[i] += json_integer_value(json_object_get(o, states[i]));
+		counts[i] +=
+			json_integer_value(json_object_get(o, pay_state_name((enum pay_state)i)));
 	json_decref(o);
 	return 0;
 }
@@ -395,36 +350,23 @@ static void summary_pg_done(void *arg, const PGresult *res, const char *err)
 	summary_step(s);
 }
 
-/* HGETALL's flat array into borrowed field and value vectors. */
-static size_t hash_pairs(const redisReply *rep, const char **f, const char **v, size_t max)
-{
-	size_t n = 0;
-	if (!rep || rep->type != REDIS_REPLY_ARRAY)
-		return 0;
-	for (size_t i = 0; i + 1 < rep->elements && n < max; i += 2) {
-		f[n] = rep->element[i]->str;
-		v[n] = rep->element[i + 1]->str;
-		n++;
-	}
-	return n;
-}
-
 static json_t *fees_json(const redisReply *rep)
 {
 	const char *f[64], *v[64];
-	size_t n = hash_pairs(rep, f, v, 64);
+	size_t n = rr_pairs(rep, f, v, 64);
 	json_t *reasons = json_object();
 	int64_t ai = 0, fallback = 0;
 	for (size_t i = 0; i < n; i++) {
 		int64_t x = parse_nonneg(v[i]);
 		if (!f[i] || x < 0)
 			continue;
-		if (strcmp(f[i], "ai") == 0)
+		const char *why = fee_decision_reason_of(f[i]);
+		if (strcmp(f[i], FEE_DECISION_AI) == 0)
 			ai = x;
-		else if (strcmp(f[i], "fallback") == 0)
+		else if (strcmp(f[i], FEE_DECISION_FALLBACK) == 0)
 			fallback = x;
-		else if (strncmp(f[i], "fallback.", 9) == 0 && reasons)
-			json_object_set_new(reasons, f[i] + 9, json_integer(x));
+		else if (why && reasons)
+			json_object_set_new(reasons, why, json_integer(x));
 	}
 	return json_pack("{s:I, s:I, s:o}", "ai", (json_int_t)ai, "fallback", (json_int_t)fallback,
 			 "fallback_reasons", reasons ? reasons : json_object());
@@ -443,24 +385,25 @@ static void summary_redis_done(void *arg, redisReply *reply, const char *err)
 	} else {
 		const char *f[128], *v[128];
 		size_t n;
-		bool known;
+		long long x;
 		switch (sub->kind) {
 		case SUB_XINFO:
-			summary_xinfo_group(missing ? NULL : reply, queues[sub->q].group, &q->g);
+			summary_xinfo_group(missing ? NULL : reply,
+					    rk_queue((enum rk_queue)sub->q)->group, &q->g);
 			if (missing)
 				q->g.lag = 0;
 			q->answered++;
 			break;
 		case SUB_DELAYED:
-			q->delayed = reply_int(reply, &known);
+			q->delayed = rr_int(reply, &x) ? x : 0;
 			q->answered++;
 			break;
 		case SUB_DLQ:
-			q->dlq = reply_int(reply, &known);
+			q->dlq = rr_int(reply, &x) ? x : 0;
 			q->answered++;
 			break;
 		case SUB_MARKET:
-			n = hash_pairs(reply, f, v, 128);
+			n = rr_pairs(reply, f, v, 128);
 			s->market = summary_market_json(f, v, n, clock_wall_ms() / 1000);
 			break;
 		case SUB_FEES:
@@ -524,15 +467,15 @@ void summary_get(struct http_req *r, void *arg)
 	}
 	s->outstanding++;
 	for (int i = 0; i < SUMMARY_QUEUES; i++) {
-		jobs_key(key, sizeof(key), prefix, queues[i].name, queues[i].kind);
+		rk_queue_key(key, sizeof(key), prefix, (enum rk_queue)i, RK_STREAM);
 		summary_send(s, SUB_XINFO, i, "XINFO", key);
-		jobs_key(key, sizeof(key), prefix, queues[i].name, "delayed");
+		rk_queue_key(key, sizeof(key), prefix, (enum rk_queue)i, RK_DELAYED);
 		summary_send(s, SUB_DELAYED, i, "ZCARD", key);
-		jobs_key(key, sizeof(key), prefix, queues[i].name, "dlq");
+		rk_queue_key(key, sizeof(key), prefix, (enum rk_queue)i, RK_DLQ);
 		summary_send(s, SUB_DLQ, i, "XLEN", key);
 	}
 	summary_send(s, SUB_MARKET, -1, "HGETALL", l->app->snapshot_key);
-	snprintf(key, sizeof(key), "%s:{fees}:decisions", prefix);
+	rk_fee_decisions_key(key, sizeof(key), prefix);
 	summary_send(s, SUB_FEES, -1, "HGETALL", key);
 	summary_step(s);
 }

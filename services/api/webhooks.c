@@ -8,11 +8,13 @@
 #include <strings.h>
 
 #include "app.h"
+#include "common/contracts.h"
 #include "common/ids.h"
 #include "common/jobs.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/payment.h"
 #include "common/pg.h"
 #include "common/redis.h"
 #include "common/ssrf.h"
@@ -22,14 +24,6 @@
 #define SECRET_BYTES	24 /* base64: 32 characters */
 #define LIST_LIMIT	100
 #define JOBS_MAXLEN	1000000L
-
-/* The event types of SPEC 8 an endpoint may subscribe to, besides "*". */
-static const char *const event_types[] = {
-	"payment.pending",	   "payment.onramp_pending", "payment.onramp_complete",
-	"payment.offramp_pending", "payment.completed",	     "payment.failed",
-	"payment.refund_pending",  "payment.refunded",
-};
-#define N_EVENT_TYPES (sizeof(event_types) / sizeof(event_types[0]))
 
 /* ------------------------------------------------------------------------ */
 /* SQL                                                                      */
@@ -210,12 +204,12 @@ static bool url_valid(const char *url)
 	return true;
 }
 
+/* The event types of SPEC 8 an endpoint may subscribe to, besides "*": one
+ * per payment state (common/payment.h). */
 static bool event_type_known(const char *s)
 {
-	for (size_t i = 0; i < N_EVENT_TYPES; i++)
-		if (strcmp(s, event_types[i]) == 0)
-			return true;
-	return false;
+	enum pay_state st;
+	return pay_event_parse(s, &st) == 0;
 }
 
 /* Checks the events member and returns it as a new array without
@@ -590,17 +584,17 @@ static void redeliver_enqueue(struct redeliver *rd)
 	size_t i;
 	json_t *v;
 
-	jobs_key(stream, sizeof(stream), l->app->cfg.base.redis_prefix, "webhooks", "jobs");
+	rk_queue_key(stream, sizeof(stream), l->app->cfg.base.redis_prefix, RQ_WEBHOOKS, RK_STREAM);
 	rd->outstanding = 1; /* held until every XADD is sent */
 	json_array_foreach(rd->endpoints, i, v)
 	{
-		const struct job_field job[] = {
-			{"event_id", rd->evt_id},
-			{"endpoint_id", json_string_value(v)},
-			{"attempt", "1"},
-			{"redelivery", "1"},
-		};
-		if (jobs_add(l->redis, stream, JOBS_MAXLEN, job, 4, redeliver_enqueued, rd) == 0) {
+		const char *m[WJ_COUNT] = {[WJ_EVENT_ID] = rd->evt_id,
+					   [WJ_ENDPOINT_ID] = json_string_value(v),
+					   [WJ_ATTEMPT] = "1",
+					   [WJ_REDELIVERY] = "1"};
+		struct job_field job[WJ_COUNT];
+		int n = ct_fields(&CT_WH_JOB, m, job);
+		if (jobs_add(l->redis, stream, JOBS_MAXLEN, job, n, redeliver_enqueued, rd) == 0) {
 			rd->outstanding++;
 		} else {
 			metric_inc(m_enqueue_failed);

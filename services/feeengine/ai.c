@@ -13,7 +13,6 @@
  * call per key every few seconds, not one per request.
  *
  * The API key is sent in x-api-key and never logged. */
-#include <event2/event.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
@@ -23,6 +22,7 @@
 #include <sys/queue.h>
 
 #include "common/clock.h"
+#include "common/evloop.h"
 #include "common/httpc.h"
 #include "common/ids.h"
 #include "common/log.h"
@@ -332,7 +332,7 @@ struct ai_entry {
 	struct feeengine *fe;
 	char *body;
 	int attempts;
-	struct event *retry_ev;
+	struct timer *retry;
 	struct route_result det; /* the first request's, for the guardrails */
 };
 LIST_HEAD(ai_bucket, ai_entry);
@@ -353,8 +353,7 @@ static void entry_free(struct ai_cache *c, struct ai_entry *e)
 	LIST_REMOVE(e, bucket);
 	TAILQ_REMOVE(&c->order, e, order);
 	c->n--;
-	if (e->retry_ev)
-		event_free(e->retry_ev);
+	timer_free(e->retry);
 	free(e->body);
 	free(e);
 }
@@ -457,10 +456,8 @@ static void finish(struct ai_entry *e, enum ai_outcome o, const char *why)
 
 static void call_send(struct ai_entry *e);
 
-static void retry_tick(evutil_socket_t fd, short what, void *arg)
+static void retry_tick(void *arg)
 {
-	(void)fd;
-	(void)what;
 	call_send(arg);
 }
 
@@ -479,10 +476,9 @@ static bool retry_later(struct ai_entry *e, const struct httpc_response *r)
 	/* Worth it only if a useful request still fits after the wait. */
 	if (e->attempts >= 2 || e->fe->draining || wait_ms + 500 > left)
 		return false;
-	if (!e->retry_ev && !(e->retry_ev = event_new(e->fe->base, -1, 0, retry_tick, e)))
+	if (!e->retry && !(e->retry = timer_new(e->fe->base, retry_tick, e)))
 		return false;
-	struct timeval tv = {wait_ms / 1000, (wait_ms % 1000) * 1000};
-	event_add(e->retry_ev, &tv);
+	timer_once(e->retry, wait_ms);
 	return true;
 }
 

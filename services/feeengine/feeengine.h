@@ -9,6 +9,7 @@
 
 #include "common/chain_route.h"
 #include "common/config.h"
+#include "common/snapshot.h"
 #include "sources.h"
 
 struct event;
@@ -20,16 +21,17 @@ struct jobq;
 struct rds;
 
 /* The market sources, in snapshot order. */
+/* The snapshot's sources (common/snapshot.h), under the feeengine's names. */
 enum src_id {
-	SRC_FX,
-	SRC_PRICES,
-	SRC_GAS_ETHEREUM,
-	SRC_GAS_BASE,
-	SRC_GAS_POLYGON,
-	SRC_GAS_ARBITRUM,
-	SRC_GAS_SOLANA,
-	SRC_CIRCLE,
-	SRC_COUNT
+	SRC_FX = SNAP_FX,
+	SRC_PRICES = SNAP_PRICES,
+	SRC_GAS_ETHEREUM = SNAP_GAS_ETHEREUM,
+	SRC_GAS_BASE = SNAP_GAS_BASE,
+	SRC_GAS_POLYGON = SNAP_GAS_POLYGON,
+	SRC_GAS_ARBITRUM = SNAP_GAS_ARBITRUM,
+	SRC_GAS_SOLANA = SNAP_GAS_SOLANA,
+	SRC_CIRCLE = SNAP_CIRCLE,
+	SRC_COUNT = SNAP_SOURCE_COUNT
 };
 
 struct fee_config {
@@ -57,7 +59,8 @@ int fee_config_load(struct fee_config *c) __attribute__((warn_unused_result));
 void fee_config_free(struct fee_config *c);
 
 /* Where a source's current value comes from (SPEC 6). */
-enum src_state { STATE_LIVE, STATE_CACHED, STATE_DEFAULT };
+/* The snapshot's states (common/snapshot.h), under the feeengine's names. */
+enum src_state { STATE_LIVE = SNAP_LIVE, STATE_CACHED = SNAP_CACHED, STATE_DEFAULT = SNAP_DEFAULT };
 const char *src_state_name(enum src_state s);
 
 /* One source: its last good reading and how old it is. */
@@ -98,8 +101,8 @@ struct feeengine {
 	struct rds *redis; /* the queue's command connection (borrowed) */
 	struct httpc *http;
 	struct jobd *daemon;
-	struct event *refresh_ev;
-	struct event *write_ev; /* retries a snapshot write Redis refused */
+	struct timer *refresh;	   /* MARKET_REFRESH_SECONDS */
+	struct timer *write_retry; /* retries a snapshot write Redis refused */
 	struct source src[SRC_COUNT];
 	struct market_view view;
 	bool refreshing;
@@ -110,6 +113,8 @@ struct feeengine {
 	size_t pending;		/* fee requests being decided */
 	char consumer[96];
 	char snapshot_key[128];
+	struct snapshot snap;	     /* the last snapshot written (market.c) */
+	struct snap_fields snap_out; /* ... encoded: 20 KiB, off the stack */
 	bool draining, closing;
 };
 

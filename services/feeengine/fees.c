@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "common/clock.h"
+#include "common/contracts.h"
 #include "common/ids.h"
 #include "common/jobs.h"
 #include "common/log.h"
@@ -31,10 +32,9 @@
 #include "common/redis.h"
 #include "feeengine.h"
 
-#define REPLY_MAXLEN	 "10000"
-#define REPLY_EXPIRE_S	 "300"
-#define FALLBACK_CONF	 750 /* SPEC 6: confidence_score 0.75 */
-#define REPLY_MAX_FIELDS 21
+#define REPLY_MAXLEN   "10000"
+#define REPLY_EXPIRE_S "300"
+#define FALLBACK_CONF  750 /* SPEC 6: confidence_score 0.75 */
 
 struct fee_req {
 	struct feeengine *fe;
@@ -90,40 +90,34 @@ static void counted(void *arg, redisReply *reply, const char *err)
  * totals since the hash was created, read by the api's GET /v1/summary. */
 static void count_decision(struct feeengine *fe, enum ai_outcome o)
 {
-	char key[160], reason[64];
-	snprintf(key, sizeof(key), "%s:{fees}:decisions", fe->cfg.base.redis_prefix);
+	char key[RK_KEY_LEN], reason[64];
+	rk_fee_decisions_key(key, sizeof(key), fe->cfg.base.redis_prefix);
 	int rc = rds_command(fe->redis, counted, NULL, "HINCRBY %s %s 1", key,
-			     o == AI_OK ? "ai" : "fallback");
-	if (rc == 0 && o != AI_OK) {
-		snprintf(reason, sizeof(reason), "fallback.%s", ai_outcome_name(o));
-		rc = rds_command(fe->redis, counted, NULL, "HINCRBY %s %s 1", key, reason);
-	}
+			     o == AI_OK ? FEE_DECISION_AI : FEE_DECISION_FALLBACK);
+	if (rc == 0 && o != AI_OK)
+		rc = rds_command(
+			fe->redis, counted, NULL, "HINCRBY %s %s 1", key,
+			fee_decision_reason_field(reason, sizeof(reason), ai_outcome_name(o)));
 	(void)rc; /* Redis down: the decision is answered all the same */
 }
 
 /* ---- the reply ------------------------------------------------------------- */
 
+/* A reply's fields (common/contracts.h), NULL = absent. */
 struct reply {
-	int n;
-	const char *argv[4 + 2 * REPLY_MAX_FIELDS];
-	char nums[REPLY_MAX_FIELDS][32];
-	int nnum;
+	const char *v[FR_COUNT];
+	char nums[FR_COUNT][32];
 };
 
-static void put(struct reply *r, const char *k, const char *v)
+static void put(struct reply *r, enum fee_reply_field k, const char *v)
 {
-	if (r->n + 2 > (int)(sizeof(r->argv) / sizeof(r->argv[0])))
-		return;
-	r->argv[r->n++] = k;
-	r->argv[r->n++] = v;
+	r->v[k] = v;
 }
 
-static void put_int(struct reply *r, const char *k, int64_t v)
+static void put_int(struct reply *r, enum fee_reply_field k, int64_t v)
 {
-	if (r->nnum >= REPLY_MAX_FIELDS)
-		return;
-	snprintf(r->nums[r->nnum], sizeof(r->nums[0]), "%" PRId64, v);
-	put(r, k, r->nums[r->nnum++]);
+	snprintf(r->nums[k], sizeof(r->nums[0]), "%" PRId64, v);
+	r->v[k] = r->nums[k];
 }
 
 static void fee_req_free(struct fee_req *f)
@@ -173,10 +167,18 @@ static void reply_send(struct fee_req *f, struct reply *r)
 {
 	struct rds *redis = f->fe->redis;
 	const char *expire[] = {"EXPIRE", f->reply_to, REPLY_EXPIRE_S};
+	const char *argv[6 + 2 * FR_COUNT] = {"XADD", f->reply_to,  "MAXLEN",
+					      "~",    REPLY_MAXLEN, "*"};
+	struct job_field fields[FR_COUNT];
+	int argc = 6, nf = ct_fields(&CT_FEE_REPLY, r->v, fields);
+	for (int i = 0; i < nf; i++) {
+		argv[argc++] = fields[i].key;
+		argv[argc++] = fields[i].value;
+	}
 
 	metric_observe_us(m_latency, clock_mono_us() - f->start_us);
 	f->replies_left = 1;
-	if (rds_command_argv(redis, reply_sent, f, r->n, r->argv, NULL, 0) != 0)
+	if (rds_command_argv(redis, reply_sent, f, argc, argv, NULL, 0) != 0)
 		f->replies_left--;
 	if (expire_due(f->reply_to) && f->replies_left == 1 &&
 	    rds_command_argv(redis, reply_sent, f, 3, expire, NULL, 0) == 0)
@@ -191,24 +193,18 @@ static void reply_send(struct fee_req *f, struct reply *r)
 
 static void reply_head(struct fee_req *f, struct reply *r, const char *status)
 {
-	r->n = r->nnum = 0;
-	r->argv[r->n++] = "XADD";
-	r->argv[r->n++] = f->reply_to;
-	r->argv[r->n++] = "MAXLEN";
-	r->argv[r->n++] = "~";
-	r->argv[r->n++] = REPLY_MAXLEN;
-	r->argv[r->n++] = "*";
-	put(r, "id", f->id);
-	put(r, "status", status);
+	memset(r->v, 0, sizeof(r->v));
+	put(r, FR_ID, f->id);
+	put(r, FR_STATUS, status);
 }
 
 static void reply_error(struct fee_req *f, int http_status, const char *code, const char *msg)
 {
 	struct reply r;
-	reply_head(f, &r, "error");
-	put_int(&r, "http_status", http_status);
-	put(&r, "code", code);
-	put(&r, "message", msg);
+	reply_head(f, &r, FEE_REPLY_ERROR);
+	put_int(&r, FR_HTTP_STATUS, http_status);
+	put(&r, FR_CODE, code);
+	put(&r, FR_MESSAGE, msg);
 	metric_inc(m_requests[REQ_REFUSED]);
 	reply_send(f, &r);
 }
@@ -223,25 +219,25 @@ static void reply_decision(struct fee_req *f, enum ai_outcome o, const struct ai
 	struct reply r;
 	char pct[24], conf[16], as_of[32];
 
-	reply_head(f, &r, "ok");
-	put(&r, "currency", f->req.from->code);
-	put_int(&r, "total_fee", fees->total);
+	reply_head(f, &r, FEE_REPLY_OK);
+	put(&r, FR_CURRENCY, f->req.from->code);
+	put_int(&r, FR_TOTAL_FEE, fees->total);
 	route_fee_percent(fees->total, f->req.amount, pct, sizeof(pct));
-	put(&r, "fee_percent", pct);
-	put_int(&r, "platform_fee", fees->platform_fee);
-	put_int(&r, "onramp_fee", fees->onramp_fee);
-	put_int(&r, "offramp_fee", fees->offramp_fee);
-	put_int(&r, "gas_cost", fees->gas_cost);
-	put_int(&r, "risk_premium", fees->risk_premium);
-	put(&r, "onramp", fe->view.route.provider_name);
-	put(&r, "offramp", fe->view.route.provider_name);
-	put(&r, "chain", route_chain_name(chain));
-	put(&r, "reasoning", o == AI_OK ? ai->reasoning : f->det.reasoning);
-	put_int(&r, "estimated_settlement_time",
+	put(&r, FR_FEE_PERCENT, pct);
+	put_int(&r, FR_PLATFORM_FEE, fees->platform_fee);
+	put_int(&r, FR_ONRAMP_FEE, fees->onramp_fee);
+	put_int(&r, FR_OFFRAMP_FEE, fees->offramp_fee);
+	put_int(&r, FR_GAS_COST, fees->gas_cost);
+	put_int(&r, FR_RISK_PREMIUM, fees->risk_premium);
+	put(&r, FR_ONRAMP, fe->view.route.provider_name);
+	put(&r, FR_OFFRAMP, fe->view.route.provider_name);
+	put(&r, FR_CHAIN, route_chain_name(chain));
+	put(&r, FR_REASONING, o == AI_OK ? ai->reasoning : f->det.reasoning);
+	put_int(&r, FR_ESTIMATED_SETTLEMENT_TIME,
 		o == AI_OK ? ai->settlement_seconds : c->settlement_seconds);
 	int milli = o == AI_OK ? ai->confidence_milli : FALLBACK_CONF;
 	snprintf(conf, sizeof(conf), "%d.%03d", milli / 1000, milli % 1000);
-	put(&r, "confidence_score", conf);
+	put(&r, FR_CONFIDENCE_SCORE, conf);
 
 	/* Risk factors: the deterministic ones (market and routing facts),
 	 * then Claude's, as a JSON array. */
@@ -267,14 +263,14 @@ static void reply_decision(struct fee_req *f, enum ai_outcome o, const struct ai
 	}
 	char *risks_text = json_dumps(risks, JSON_COMPACT);
 	json_decref(risks);
-	put(&r, "risk_factors", risks_text ? risks_text : "[]");
-	put(&r, "source", o == AI_OK ? "ai" : "fallback");
-	put(&r, "fallback_reason", o == AI_OK ? "" : ai_outcome_name(o));
+	put(&r, FR_RISK_FACTORS, risks_text ? risks_text : "[]");
+	put(&r, FR_SOURCE, o == AI_OK ? FEE_SOURCE_AI : FEE_SOURCE_FALLBACK);
+	put(&r, FR_FALLBACK_REASON, o == AI_OK ? "" : ai_outcome_name(o));
 	time_t t = (time_t)f->market_as_of;
 	struct tm tm;
 	gmtime_r(&t, &tm);
 	strftime(as_of, sizeof(as_of), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	put(&r, "market_data_as_of", as_of);
+	put(&r, FR_MARKET_DATA_AS_OF, as_of);
 
 	if (o == AI_OK) {
 		metric_inc(m_requests[REQ_AI]);
@@ -296,18 +292,6 @@ static void ai_done(void *arg, enum ai_outcome o, const struct ai_decision *d, c
 
 /* ---- reading a request ------------------------------------------------------ */
 
-static bool parse_i64(const char *s, int64_t *out)
-{
-	char *end;
-	if (!s || !*s || *s == '-' || *s == '+')
-		return false;
-	long long v = strtoll(s, &end, 10);
-	if (*end || v <= 0)
-		return false;
-	*out = v;
-	return true;
-}
-
 /* The amount's USD band, for the AI cache key: identical requests differ
  * only within a band. The router's own thresholds are edges, so one band
  * never mixes amounts with different eligible chains. */
@@ -325,14 +309,16 @@ static int usd_band(const struct route_config *rc, int64_t cents)
 void fees_handle(void *arg, struct job *job)
 {
 	struct feeengine *fe = arg;
-	const char *id = job_get(job, "id"), *reply_to = job_get(job, "reply_to");
-	char prefix[160];
+	const char *m[FQ_COUNT];
+	ct_read_job(&CT_FEE_REQUEST, job, m);
+	const char *id = m[FQ_ID], *reply_to = m[FQ_REPLY_TO];
+	char prefix[RK_KEY_LEN];
 	size_t n;
 	const struct currency *all = money_currencies(&n);
 
 	/* Only this installation's reply streams: a request cannot make the
 	 * fee engine write to an arbitrary key. */
-	snprintf(prefix, sizeof(prefix), "%s:{fees}:replies:", fe->cfg.base.redis_prefix);
+	rk_fee_replies_prefix(prefix, sizeof(prefix), fe->cfg.base.redis_prefix);
 	if (!id || !*id || strlen(id) >= 64 || !reply_to ||
 	    strncmp(reply_to, prefix, strlen(prefix)) != 0 || strlen(reply_to) >= 192) {
 		log_event(LOG_WARN, "fee request without a usable id or reply_to: dropped",
@@ -352,7 +338,7 @@ void fees_handle(void *arg, struct job *job)
 	snprintf(f->id, sizeof(f->id), "%s", id);
 	snprintf(f->reply_to, sizeof(f->reply_to), "%s", reply_to);
 
-	if (!parse_i64(job_get(job, "deadline_ms"), &f->deadline_ms) ||
+	if (!money_count_parse(m[FQ_DEADLINE_MS], &f->deadline_ms) ||
 	    f->deadline_ms <= clock_wall_ms()) {
 		metric_inc(m_requests[REQ_EXPIRED]);
 		jobq_ack(fe->jobs, job);
@@ -361,12 +347,13 @@ void fees_handle(void *arg, struct job *job)
 	}
 	/* The api validated all of this; a request that fails here was not
 	 * written by it. */
-	const char *dest = job_get(job, "destination_country");
-	if (!parse_i64(job_get(job, "amount"), &f->req.amount) ||
-	    !(f->req.from = money_currency(job_get(job, "from_currency") ?: "")) ||
-	    !(f->req.to = money_currency(job_get(job, "to_currency") ?: "")) ||
-	    route_priority_parse(job_get(job, "priority") ?: "standard", &f->req.priority) ||
-	    route_tier_parse(job_get(job, "customer_tier") ?: "standard", &f->req.tier)) {
+	const char *dest = m[FQ_DESTINATION_COUNTRY];
+	if (!money_count_parse(m[FQ_AMOUNT], &f->req.amount) ||
+	    !(f->req.from = money_currency(m[FQ_FROM_CURRENCY] ?: "")) ||
+	    !(f->req.to = money_currency(m[FQ_TO_CURRENCY] ?: "")) ||
+	    route_priority_parse(m[FQ_PRIORITY] ?: route_priority_name(PRIORITY_STANDARD),
+				 &f->req.priority) ||
+	    route_tier_parse(m[FQ_CUSTOMER_TIER] ?: route_tier_name(TIER_STANDARD), &f->req.tier)) {
 		reply_error(f, 400, "INVALID_REQUEST", "malformed fee request");
 		return;
 	}

@@ -1,15 +1,13 @@
 /* main.c - rampart-feeengine: refreshes market data into the Redis snapshot
  * and answers fee requests from <prefix>:{fees}:requests (SPEC 6), serving
  * /metrics, /healthz and /readyz on METRICS_LISTEN. No PostgreSQL. */
-#include <event2/event.h>
 #include <jansson.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "common/clock.h"
+#include "common/contracts.h"
+#include "common/evloop.h"
 #include "common/httpc.h"
 #include "common/jobd.h"
 #include "common/jobs.h"
@@ -40,30 +38,27 @@ static void fee_stop(void *arg)
 {
 	struct feeengine *fe = arg;
 	fe->draining = true;
-	if (fe->refresh_ev)
-		event_del(fe->refresh_ev);
+	if (fe->refresh)
+		timer_stop(fe->refresh);
 }
 
 static int fee_init(struct feeengine *fe)
 {
 	const struct fee_config *c = &fe->cfg;
-	char host[64] = "feeengine";
-	gethostname(host, sizeof(host) - 1);
-	snprintf(fe->consumer, sizeof(fe->consumer), "%s-%ld", host, (long)getpid());
-	snprintf(fe->snapshot_key, sizeof(fe->snapshot_key), "%s:market:snapshot",
-		 c->base.redis_prefix);
+	evloop_consumer_name(fe->consumer, sizeof(fe->consumer), "feeengine");
+	rk_snapshot_key(fe->snapshot_key, sizeof(fe->snapshot_key), c->base.redis_prefix);
 
-	fe->base = event_base_new();
+	fe->base = evloop_new(false);
 	if (!fe->base)
 		return -1;
 	struct jobq_opts jo = {.base = fe->base,
 			       .redis_url = c->base.redis_url,
 			       .prefix = c->base.redis_prefix,
-			       .queue = "fees",
-			       .stream_kind = "requests",
+			       .queue = rk_queue(RQ_FEES)->name,
+			       .stream_kind = rk_queue(RQ_FEES)->stream_kind,
 			       .no_delayed = true,
 			       .noack = true, /* a request outlives no deadline: see fees.c */
-			       .group = "feeengines",
+			       .group = rk_queue(RQ_FEES)->group,
 			       .consumer = fe->consumer,
 			       .block_ms = 1000,
 			       .batch = 256,
@@ -99,8 +94,7 @@ static void fee_free(struct feeengine *fe)
 	ai_free(fe);
 	feed_free(fe);
 	jobq_free(fe->jobs);
-	if (fe->base)
-		event_base_free(fe->base);
+	evloop_free(fe->base);
 }
 
 int main(int argc, char **argv)
@@ -108,21 +102,13 @@ int main(int argc, char **argv)
 	static struct feeengine fe; /* large (the view, the sources): not on the stack */
 	int rc = 1;
 
-	if (argc > 1) {
-		if (strcmp(argv[1], "--version") == 0) {
-			printf("rampart-feeengine %s\n", RAMPART_VERSION);
-			return 0;
-		}
-		fprintf(strcmp(argv[1], "--help") == 0 ? stdout : stderr,
-			"usage: rampart-feeengine [--version | --help]\n"
-			"Configuration comes from the environment; see README.md.\n");
-		return strcmp(argv[1], "--help") == 0 ? 0 : 2;
-	}
-	signal(SIGPIPE, SIG_IGN);
+	if ((rc = evloop_args(argc, argv, "rampart-feeengine", RAMPART_VERSION)) >= 0)
+		return rc;
+	rc = 1;
+	evloop_process_init();
 	if (fee_config_load(&fe.cfg) != 0)
 		return 1;
 	log_init("feeengine", fe.cfg.base.log_level, fe.cfg.base.log_json);
-	srand((unsigned)clock_mono_us());
 	if (fee_init(&fe) != 0) {
 		log_event(LOG_ERROR, "start-up failed", LF_S("consumer", fe.consumer));
 		goto done;
@@ -132,13 +118,13 @@ int main(int argc, char **argv)
 	log_event(LOG_INFO, "rampart-feeengine running", LF_S("consumer", fe.consumer),
 		  LF_I("metrics_port", fe.cfg.metrics_port), LF_I("refresh_s", fe.cfg.refresh_s),
 		  LF_I("ai", fe.cache != NULL), LF_S("version", RAMPART_VERSION));
-	event_base_dispatch(fe.base);
+	evloop_run(fe.base);
 	rc = 0;
 	log_event(LOG_INFO, "stopped", LF_I("exit_code", rc));
 done:
 	fee_free(&fe);
 	fee_config_free(&fe.cfg);
 	metrics_shutdown();
-	libevent_global_shutdown();
+	evloop_shutdown();
 	return rc;
 }

@@ -7,13 +7,13 @@
  * ("default"). When every fetch of a round has finished, the view the fee
  * decisions use is rebuilt and the snapshot hash <prefix>:market:snapshot is
  * written (fields in docs/fees.md). */
-#include <event2/event.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/clock.h"
+#include "common/evloop.h"
 #include "common/httpc.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -23,23 +23,8 @@
 
 #define GWEI ((int64_t)1000000000)
 
-static const char *const src_names[SRC_COUNT] = {
-	[SRC_FX] = "fx",
-	[SRC_PRICES] = "prices",
-	[SRC_GAS_ETHEREUM] = "gas.ethereum",
-	[SRC_GAS_BASE] = "gas.base",
-	[SRC_GAS_POLYGON] = "gas.polygon",
-	[SRC_GAS_ARBITRUM] = "gas.arbitrum",
-	[SRC_GAS_SOLANA] = "gas.solana",
-	[SRC_CIRCLE] = "status.circle",
-};
-
 /* The gas source of each chain. */
-static const enum src_id chain_gas[CHAIN_COUNT] = {
-	[CHAIN_ETHEREUM] = SRC_GAS_ETHEREUM, [CHAIN_BASE] = SRC_GAS_BASE,
-	[CHAIN_POLYGON] = SRC_GAS_POLYGON,   [CHAIN_ARBITRUM] = SRC_GAS_ARBITRUM,
-	[CHAIN_SOLANA] = SRC_GAS_SOLANA,
-};
+#define chain_gas(c) ((enum src_id)snap_gas_source((enum route_chain)(c)))
 
 /* Congestion ceilings on the standard gas price: above it a chain is not
  * routed through (wei per gas; Solana: micro-lamports per compute unit). */
@@ -51,7 +36,7 @@ static const int64_t chain_ceiling[CHAIN_COUNT] = {
 
 const char *src_state_name(enum src_state s)
 {
-	return s == STATE_LIVE ? "live" : s == STATE_CACHED ? "cached" : "default";
+	return snap_state_name((enum snap_state)s);
 }
 
 /* Built-in defaults: what the fee engine assumes with no data at all (the
@@ -84,7 +69,7 @@ static void set_defaults(struct source *s)
 		break;
 	default: /* a chain's gas */
 		for (int c = 0; c < CHAIN_COUNT; c++)
-			if (chain_gas[c] == s->id)
+			if (chain_gas(c) == s->id)
 				s->def.gas = (struct src_gas){rm.chain[c].gas_standard,
 							      rm.chain[c].gas_fast};
 		break;
@@ -123,7 +108,7 @@ static void build_view(struct feeengine *fe, int64_t now)
 
 	for (int c = 0; c < CHAIN_COUNT; c++) {
 		struct route_chain_market *cm = &v->route.chain[c];
-		const struct src_gas *g = in_force(&fe->src[chain_gas[c]]);
+		const struct src_gas *g = in_force(&fe->src[chain_gas(c)]);
 		memset(cm, 0, sizeof(*cm));
 		cm->gas_standard = g->standard;
 		cm->gas_fast = g->fast >= g->standard ? g->fast : g->standard;
@@ -156,78 +141,35 @@ static void build_view(struct feeengine *fe, int64_t now)
 
 /* ---- the snapshot hash --------------------------------------------------- */
 
-/* v / 10^scale as a decimal string without trailing zeros: 3120550000 at
- * scale 6 -> "3120.55". */
-static void fmt_fixed(int64_t v, int scale, char *buf, size_t len)
+/* The snapshot of the view in force (pure): the rates of the currencies
+ * the FX source lists, every source's state and age, the router's market. */
+static void snapshot_of(const struct feeengine *fe, struct snapshot *s)
 {
-	int64_t p = 1;
-	for (int i = 0; i < scale; i++)
-		p *= 10;
-	int64_t ip = v / p, fp = v % p;
-	if (fp == 0) {
-		snprintf(buf, len, "%" PRId64, ip);
-		return;
+	const struct market_view *v = &fe->view;
+	const struct src_fx *fx = in_force(&fe->src[SRC_FX]);
+	const struct src_prices *p = in_force(&fe->src[SRC_PRICES]);
+	size_t n;
+	money_currencies(&n);
+
+	snapshot_init(s);
+	s->as_of = v->as_of;
+	for (size_t i = 0; i < n && i < SNAP_MAX_CURRENCIES; i++)
+		s->fx_per_usd[i] = fx->per_usd[i] > 0 ? v->fx_per_usd[i] : 0;
+	for (int i = 0; i < SRC_COUNT; i++) {
+		s->src[i].as_of = fe->src[i].good_at;
+		s->src[i].state = (enum snap_state)fe->src[i].state;
 	}
-	char frac[24];
-	snprintf(frac, sizeof(frac), "%0*" PRId64, scale, fp);
-	for (size_t l = strlen(frac); l > 0 && frac[l - 1] == '0'; l--)
-		frac[l - 1] = '\0';
-	snprintf(buf, len, "%" PRId64 ".%s", ip, frac);
-}
-
-#define SNAP_MAX_FIELDS 128
-#define SNAP_VALUE_LEN	112
-
-struct snap {
-	int n;
-	char key[SNAP_MAX_FIELDS][40];
-	char val[SNAP_MAX_FIELDS][SNAP_VALUE_LEN];
-};
-
-static char *snap_add(struct snap *s, const char *key)
-{
-	if (s->n >= SNAP_MAX_FIELDS)
-		return NULL;
-	snprintf(s->key[s->n], sizeof(s->key[0]), "%s", key);
-	return s->val[s->n++];
-}
-
-static void snap_str(struct snap *s, const char *key, const char *val)
-{
-	char *v = snap_add(s, key);
-	if (v)
-		snprintf(v, SNAP_VALUE_LEN, "%s", val);
-}
-
-static void snap_int(struct snap *s, const char *key, int64_t val)
-{
-	char *v = snap_add(s, key);
-	if (v)
-		snprintf(v, SNAP_VALUE_LEN, "%" PRId64, val);
-}
-
-static void snap_fixed(struct snap *s, const char *key, int64_t val, int scale)
-{
-	char *v = snap_add(s, key);
-	if (v)
-		fmt_fixed(val, scale, v, SNAP_VALUE_LEN);
-}
-
-/* <name>.as_of and <name>.source of one source. */
-static void snap_meta(struct snap *s, const struct source *src)
-{
-	char k[40];
-	snprintf(k, sizeof(k), "%s.as_of", src->name);
-	snap_int(s, k, src->state == STATE_DEFAULT ? 0 : src->good_at);
-	snprintf(k, sizeof(k), "%s.source", src->name);
-	snap_str(s, k, src_state_name(src->state));
+	s->route = v->route;
+	s->usdc_usd_micros = p->usdc_usd_micros > 0
+				     ? p->usdc_usd_micros
+				     : fe->src[SRC_PRICES].def.prices.usdc_usd_micros;
+	snprintf(s->circle_description, sizeof(s->circle_description), "%s", v->circle_description);
 }
 
 static void snapshot_retry(struct feeengine *fe)
 {
-	struct timeval tv = {0, 500000};
 	if (!fe->draining)
-		event_add(fe->write_ev, &tv);
+		timer_once(fe->write_retry, 500);
 }
 
 static void snapshot_done(void *arg, redisReply *reply, const char *err)
@@ -255,79 +197,27 @@ static void hdel_done(void *arg, redisReply *reply, const char *err)
 			  LF_S("error", err));
 }
 
+/* HDEL the unlisted currencies' rates, then HSET every field. */
 static void snapshot_write(struct feeengine *fe)
 {
-	static struct snap s; /* one loop thread; 15 KiB off the stack */
-	const struct market_view *v = &fe->view;
-	size_t n;
-	const struct currency *all = money_currencies(&n);
-	char k[40];
+	struct snap_fields *o = &fe->snap_out;
+	const char *hdel[2 + SNAP_MAX_CURRENCIES] = {"HDEL", fe->snapshot_key};
+	const char *hset[2 + 2 * SNAP_MAX_FIELDS] = {"HSET", fe->snapshot_key};
+	int nhdel = 2, nhset = 2;
 
-	/* A currency the FX source does not list is left out (and removed if
-	 * an earlier snapshot had it): the api then prices it from its own
-	 * built-in rate and says so, rate_source "default", instead of passing
-	 * that rate off under fx.source "live". */
-	const struct src_fx *fx = in_force(&fe->src[SRC_FX]);
-	static char unlisted[32][40];
-	const char *hdel[2 + 32] = {"HDEL", fe->snapshot_key};
-	int nhdel = 2;
-	s.n = 0;
-	for (size_t i = 0; i < n && i < 32; i++) {
-		char *val;
-		snprintf(k, sizeof(k), "fx.%s", all[i].code);
-		if (fx->per_usd[i] <= 0) {
-			snprintf(unlisted[nhdel - 2], sizeof(unlisted[0]), "%s", k);
-			hdel[nhdel] = unlisted[nhdel - 2];
-			nhdel++;
-		} else if ((val = snap_add(&s, k))) {
-			money_rate_format(v->fx_per_usd[i], val, SNAP_VALUE_LEN);
-		}
+	snapshot_of(fe, &fe->snap);
+	snapshot_encode(&fe->snap, o);
+	for (int i = 0; i < o->nunlisted; i++)
+		hdel[nhdel++] = o->unlisted[i];
+	for (int i = 0; i < o->n; i++) {
+		hset[nhset++] = o->key[i];
+		hset[nhset++] = o->val[i];
 	}
 	if (nhdel > 2 && rds_connected(fe->redis) &&
 	    rds_command_argv(fe->redis, hdel_done, fe, nhdel, hdel, NULL, 0) != 0)
 		log_event(LOG_DEBUG, "unlisted FX fields not removed this time");
-	snap_meta(&s, &fe->src[SRC_FX]);
-
-	const struct src_prices *p = in_force(&fe->src[SRC_PRICES]);
-	snap_fixed(&s, "price.ETH", v->route.chain[CHAIN_ETHEREUM].native_usd_micros, 6);
-	snap_fixed(&s, "price.SOL", v->route.chain[CHAIN_SOLANA].native_usd_micros, 6);
-	snap_fixed(&s, "price.POL", v->route.chain[CHAIN_POLYGON].native_usd_micros, 6);
-	snap_fixed(&s, "price.USDC",
-		   p->usdc_usd_micros > 0 ? p->usdc_usd_micros
-					  : fe->src[SRC_PRICES].def.prices.usdc_usd_micros,
-		   6);
-	snap_meta(&s, &fe->src[SRC_PRICES]);
-
-	for (int c = 0; c < CHAIN_COUNT; c++) {
-		const struct source *src = &fe->src[chain_gas[c]];
-		const struct route_chain_market *cm = &v->route.chain[c];
-		int scale = c == CHAIN_SOLANA ? 0 : 9; /* wei -> gwei */
-		snprintf(k, sizeof(k), "%s.standard", src->name);
-		snap_fixed(&s, k, cm->gas_standard, scale);
-		snprintf(k, sizeof(k), "%s.fast", src->name);
-		snap_fixed(&s, k, cm->gas_fast, scale);
-		snprintf(k, sizeof(k), "%s.unit", src->name);
-		snap_str(&s, k, c == CHAIN_SOLANA ? "micro-lamports/CU" : "gwei");
-		snprintf(k, sizeof(k), "%s.available", src->name);
-		snap_str(&s, k, cm->unavailable ? cm->why : "yes");
-		snap_meta(&s, src);
-	}
-
-	snap_str(&s, "status.circle", route_status_name(v->route.provider));
-	snap_str(&s, "status.circle.description", v->circle_description);
-	snap_meta(&s, &fe->src[SRC_CIRCLE]);
-	snap_int(&s, "snapshot.as_of", v->as_of);
-
-	const char *argv[2 + 2 * SNAP_MAX_FIELDS];
-	int argc = 0;
-	argv[argc++] = "HSET";
-	argv[argc++] = fe->snapshot_key;
-	for (int i = 0; i < s.n; i++) {
-		argv[argc++] = s.key[i];
-		argv[argc++] = s.val[i];
-	}
 	if (!rds_connected(fe->redis) ||
-	    rds_command_argv(fe->redis, snapshot_done, fe, argc, argv, NULL, 0) != 0) {
+	    rds_command_argv(fe->redis, snapshot_done, fe, nhset, hset, NULL, 0) != 0) {
 		if (fe->snapshot_written)
 			log_event(LOG_WARN, "market snapshot not written: retrying",
 				  LF_S("error", "redis not connected"));
@@ -335,10 +225,8 @@ static void snapshot_write(struct feeengine *fe)
 	}
 }
 
-static void write_tick(evutil_socket_t fd, short what, void *arg)
+static void write_tick(void *arg)
 {
-	(void)fd;
-	(void)what;
 	snapshot_write(arg);
 }
 
@@ -497,7 +385,7 @@ static void fetch_done(void *arg, const struct httpc_response *r)
 		refresh_finish(fe);
 }
 
-static void refresh_tick(evutil_socket_t fd, short what, void *arg)
+static void refresh_tick(void *arg)
 {
 	struct feeengine *fe = arg;
 	static const char *const get_headers[] = {"Accept: application/json",
@@ -505,8 +393,6 @@ static void refresh_tick(evutil_socket_t fd, short what, void *arg)
 	static const char *const post_headers[] = {"Accept: application/json",
 						   "Content-Type: application/json",
 						   "User-Agent: rampart-feeengine", NULL};
-	(void)fd;
-	(void)what;
 	if (fe->refreshing || fe->draining)
 		return;
 	fe->refreshing = true;
@@ -550,29 +436,26 @@ int feed_init(struct feeengine *fe)
 		struct source *s = &fe->src[i];
 		s->fe = fe;
 		s->id = (enum src_id)i;
-		s->name = src_names[i];
+		s->name = snap_source_name((enum snap_source)i);
 		s->state = STATE_DEFAULT;
 		set_defaults(s);
 		source_metrics(s);
 	}
 	build_view(fe, clock_wall_ms() / 1000); /* the defaults, until the first refresh */
-	fe->refresh_ev = event_new(fe->base, -1, EV_PERSIST, refresh_tick, fe);
-	fe->write_ev = event_new(fe->base, -1, 0, write_tick, fe);
-	return fe->refresh_ev && fe->write_ev ? 0 : -1;
+	fe->refresh = timer_new(fe->base, refresh_tick, fe);
+	fe->write_retry = timer_new(fe->base, write_tick, fe);
+	return fe->refresh && fe->write_retry ? 0 : -1;
 }
 
 void feed_start(struct feeengine *fe)
 {
-	struct timeval tv = {fe->cfg.refresh_s, 0};
-	event_add(fe->refresh_ev, &tv);
-	event_active(fe->refresh_ev, EV_TIMEOUT, 0); /* first refresh right away */
+	timer_every(fe->refresh, fe->cfg.refresh_s * 1000L);
+	timer_fire(fe->refresh); /* first refresh right away */
 }
 
 void feed_free(struct feeengine *fe)
 {
-	if (fe->refresh_ev)
-		event_free(fe->refresh_ev);
-	if (fe->write_ev)
-		event_free(fe->write_ev);
-	fe->refresh_ev = fe->write_ev = NULL;
+	timer_free(fe->refresh);
+	timer_free(fe->write_retry);
+	fe->refresh = fe->write_retry = NULL;
 }

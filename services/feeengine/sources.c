@@ -62,31 +62,6 @@ static const char *echo(const char *s, size_t n, char *buf, size_t len)
 	return buf;
 }
 
-/* Writes a non-negative fixed-point value with `scale` decimals, trailing
- * zeros removed: (3120550000, 6) -> "3120.55". */
-static void fmt_fixed(int64_t v, int scale, char *buf, size_t len)
-{
-	uint64_t mag = v < 0 ? 0 - (uint64_t)v : (uint64_t)v, div = 1;
-	char tmp[48];
-	size_t n;
-	int i;
-
-	for (i = 0; i < scale; i++)
-		div *= 10;
-	if (scale == 0) {
-		snprintf(buf, len, "%s%" PRIu64, v < 0 ? "-" : "", mag);
-		return;
-	}
-	snprintf(tmp, sizeof(tmp), "%s%" PRIu64 ".%0*" PRIu64, v < 0 ? "-" : "", mag / div, scale,
-		 mag % div);
-	n = strlen(tmp);
-	while (tmp[n - 1] == '0')
-		tmp[--n] = '\0';
-	if (tmp[n - 1] == '.')
-		tmp[--n] = '\0';
-	snprintf(buf, len, "%s", tmp);
-}
-
 /* ==== decimals =========================================================== */
 
 enum dec_err {
@@ -272,17 +247,17 @@ static int read_field(const json_t *v, const char *name, const struct rule *rule
 	if (e != DEC_OK)
 		return fail(err, errlen, "%s: %s", name, dec_reason(e));
 	if (x < rule->min) {
-		fmt_fixed(x, rule->shown, a, sizeof(a));
+		money_fixed_format(x, rule->shown, a, sizeof(a));
 		if (rule->min <= 1)
 			return fail(err, errlen, "%s: %s is not a positive %s", name, a,
 				    rule->what);
-		fmt_fixed(rule->min, rule->shown, b, sizeof(b));
+		money_fixed_format(rule->min, rule->shown, b, sizeof(b));
 		return fail(err, errlen, "%s: %s is below the floor %s for a %s", name, a, b,
 			    rule->what);
 	}
 	if (x > rule->max) {
-		fmt_fixed(x, rule->shown, a, sizeof(a));
-		fmt_fixed(rule->max, rule->shown, b, sizeof(b));
+		money_fixed_format(x, rule->shown, a, sizeof(a));
+		money_fixed_format(rule->max, rule->shown, b, sizeof(b));
 		return fail(err, errlen, "%s: %s is above the ceiling %s for a %s", name, a, b,
 			    rule->what);
 	}
@@ -300,14 +275,14 @@ static int check_jump(const char *name, int64_t now, int64_t last, int shown, ch
 	if (last <= 0)
 		return 0;
 	if ((__int128)now > (__int128)last * SRC_MAX_JUMP) {
-		fmt_fixed(now, shown, a, sizeof(a));
-		fmt_fixed(last, shown, b, sizeof(b));
+		money_fixed_format(now, shown, a, sizeof(a));
+		money_fixed_format(last, shown, b, sizeof(b));
 		return fail(err, errlen, "%s: %s jumped more than %dx from %s", name, a,
 			    SRC_MAX_JUMP, b);
 	}
 	if ((__int128)now * SRC_MAX_JUMP < (__int128)last) {
-		fmt_fixed(now, shown, a, sizeof(a));
-		fmt_fixed(last, shown, b, sizeof(b));
+		money_fixed_format(now, shown, a, sizeof(a));
+		money_fixed_format(last, shown, b, sizeof(b));
 		return fail(err, errlen, "%s: %s dropped below 1/%d of %s", name, a, SRC_MAX_JUMP,
 			    b);
 	}
@@ -447,7 +422,7 @@ int src_parse_fx(const char *body, size_t len, const struct src_fx *last, struct
 		if (usd && r != MONEY_RATE_SCALE) {
 			char a[32];
 
-			fmt_fixed(r, MONEY_RATE_DECIMALS, a, sizeof(a));
+			money_fixed_format(r, MONEY_RATE_DECIMALS, a, sizeof(a));
 			fail(err, errlen, "%s: %s is not 1", name, a);
 			goto done;
 		}

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "common/clock.h"
+#include "common/contracts.h"
 #include "common/httpc.h"
 #include "common/ids.h"
 #include "common/jobs.h"
@@ -281,15 +282,18 @@ static void finish(struct delivery *d)
 		char attempt[16];
 		snprintf(attempt, sizeof(attempt), "%d",
 			 d->settle == SETTLE_RETRY ? d->attempt + 1 : d->attempt);
-		struct job_field f[] = {
-			{"event_id", d->event_id}, {"endpoint_id", ep->id}, {"attempt", attempt}};
+		const char *m[WJ_COUNT] = {[WJ_EVENT_ID] = d->event_id,
+					   [WJ_ENDPOINT_ID] = ep->id,
+					   [WJ_ATTEMPT] = attempt};
+		struct job_field f[WJ_COUNT];
+		int nf = ct_fields(&CT_WH_JOB, m, f);
 		/* Saturated endpoint: back when its backlog has drained.
 		 * Anything else: give the trouble time. */
 		long base = d->busy ? d->defer_ms : REQUEUE_MS;
 		uint64_t due = d->settle == SETTLE_RETRY ? d->due_ms
 							 : (uint64_t)clock_wall_ms() +
 								   (uint64_t)(base + rand() % base);
-		jobq_retry(w->jobs, job, f, 3, due);
+		jobq_retry(w->jobs, job, f, nf, due);
 		break;
 	}
 	case SETTLE_DEAD:
@@ -702,9 +706,11 @@ static long defer_ms(long long drain)
 void delivery_handle(void *arg, struct job *job)
 {
 	struct webhook *w = arg;
-	const char *event_id = job_get(job, "event_id");
-	const char *endpoint_id = job_get(job, "endpoint_id");
-	const char *attempt = job_get(job, "attempt");
+	const char *m[WJ_COUNT];
+	ct_read_job(&CT_WH_JOB, job, m);
+	const char *event_id = m[WJ_EVENT_ID];
+	const char *endpoint_id = m[WJ_ENDPOINT_ID];
+	const char *attempt = m[WJ_ATTEMPT];
 	char *end = NULL;
 	long n = attempt ? strtol(attempt, &end, 10) : 0;
 

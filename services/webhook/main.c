@@ -1,14 +1,12 @@
 /* main.c - rampart-webhook: relays committed events to webhook deliveries and
  * delivers them from the <prefix>:{webhooks} queue (SPEC 8), serving
  * /metrics, /healthz and /readyz on METRICS_LISTEN. */
-#include <event2/event.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "common/clock.h"
+#include "common/contracts.h"
+#include "common/evloop.h"
 #include "common/fdlimit.h"
 #include "common/httpc.h"
 #include "common/jobd.h"
@@ -49,21 +47,14 @@ static void webhook_stop(void *arg)
 static int webhook_init(struct webhook *w)
 {
 	const struct webhook_config *c = &w->cfg;
-	char host[64] = "webhook";
-	gethostname(host, sizeof(host) - 1);
-	snprintf(w->consumer, sizeof(w->consumer), "%s-%ld", host, (long)getpid());
+	evloop_consumer_name(w->consumer, sizeof(w->consumer), "webhook");
 	TAILQ_INIT(&w->deliveries);
 	for (int i = 0; i < WH_ENDPOINT_BUCKETS; i++)
 		LIST_INIT(&w->endpoints[i]);
 
 	/* libcurl changes a socket's interest several times per request; the
 	 * changelist folds each loop iteration's changes into one epoll_ctl. */
-	struct event_config *ecfg = event_config_new();
-	if (!ecfg)
-		return -1;
-	event_config_set_flag(ecfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
-	w->base = event_base_new_with_config(ecfg);
-	event_config_free(ecfg);
+	w->base = evloop_new(true);
 	if (!w->base)
 		return -1;
 	struct pg_pool_opts po = {.conninfo = c->base.database_url,
@@ -77,8 +68,8 @@ static int webhook_init(struct webhook *w)
 	struct jobq_opts jo = {.base = w->base,
 			       .redis_url = c->base.redis_url,
 			       .prefix = c->base.redis_prefix,
-			       .queue = "webhooks",
-			       .group = "webhooks",
+			       .queue = rk_queue(RQ_WEBHOOKS)->name,
+			       .group = rk_queue(RQ_WEBHOOKS)->group,
 			       .consumer = w->consumer,
 			       .block_ms = 1000,
 			       .batch = 128,
@@ -121,7 +112,7 @@ static void webhook_free(struct webhook *w)
 	if (w->base && w->dns) {
 		delivery_cancel_lookups(w);
 		for (int i = 0; i < 10 && resolver_pending(w->dns) > 0; i++)
-			event_base_loop(w->base, EVLOOP_NONBLOCK);
+			evloop_run_once(w->base);
 	}
 	jobd_free(w->daemon);
 	httpc_free(w->http);
@@ -132,10 +123,8 @@ static void webhook_free(struct webhook *w)
 		delivery_shutdown(w);
 	resolver_free(w->dns);
 	jobq_free(w->jobs);
-	if (w->relay_ev)
-		event_free(w->relay_ev);
-	if (w->base)
-		event_base_free(w->base);
+	timer_free(w->relay);
+	evloop_free(w->base);
 }
 
 int main(int argc, char **argv)
@@ -144,23 +133,15 @@ int main(int argc, char **argv)
 	int rc = 1;
 
 	memset(&w, 0, sizeof(w));
-	if (argc > 1) {
-		if (strcmp(argv[1], "--version") == 0) {
-			printf("rampart-webhook %s\n", RAMPART_VERSION);
-			return 0;
-		}
-		fprintf(strcmp(argv[1], "--help") == 0 ? stdout : stderr,
-			"usage: rampart-webhook [--version | --help]\n"
-			"Configuration comes from the environment; see README.md.\n");
-		return strcmp(argv[1], "--help") == 0 ? 0 : 2;
-	}
-	signal(SIGPIPE, SIG_IGN);
+	if ((rc = evloop_args(argc, argv, "rampart-webhook", RAMPART_VERSION)) >= 0)
+		return rc;
+	rc = 1;
+	evloop_process_init();
 	if (webhook_config_load(&w.cfg) != 0)
 		return 1;
 	log_init("webhook", w.cfg.base.log_level, w.cfg.base.log_json);
 	/* A connection per delivery in flight, the pool, Redis, the admin port. */
 	fd_limit_raise(w.cfg.concurrency + w.cfg.db_pool_size + 64);
-	srand((unsigned)clock_mono_us());
 	if (webhook_init(&w) != 0) {
 		log_event(LOG_ERROR, "start-up failed", LF_S("consumer", w.consumer));
 		goto done;
@@ -170,13 +151,13 @@ int main(int argc, char **argv)
 	log_event(LOG_INFO, "rampart-webhook running", LF_S("consumer", w.consumer),
 		  LF_I("metrics_port", w.cfg.metrics_port),
 		  LF_I("allow_private", w.cfg.allow_private), LF_S("version", RAMPART_VERSION));
-	event_base_dispatch(w.base);
+	evloop_run(w.base);
 	rc = 0;
 	log_event(LOG_INFO, "stopped", LF_I("exit_code", rc));
 done:
 	webhook_free(&w);
 	webhook_config_free(&w.cfg);
 	metrics_shutdown();
-	libevent_global_shutdown();
+	evloop_shutdown();
 	return rc;
 }

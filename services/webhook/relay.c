@@ -14,10 +14,11 @@
  * WEBHOOK_RELAY_STALE_SECONDS, stays as the backstop for rows without a
  * due time. Publishing twice is harmless: receivers deduplicate by
  * webhook-id and the delivery handler skips deliveries already made. */
-#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "common/contracts.h"
+#include "common/evloop.h"
 #include "common/jobs.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -104,12 +105,14 @@ static int queue_rows(struct webhook *w, const PGresult *res, const char *why, b
 		return 0;
 	}
 	for (int i = 0; i < pgrow_count(&c); i++) {
-		struct job_field f[] = {
-			{"event_id", pgrow_text(&c, i, DC_EVENT_ID)},
-			{"endpoint_id", pgrow_text(&c, i, DC_ENDPOINT_ID)},
-			{"attempt", with_attempt ? pgrow_text(&c, i, DC_ATTEMPT) : "1"},
+		const char *m[WJ_COUNT] = {
+			[WJ_EVENT_ID] = pgrow_text(&c, i, DC_EVENT_ID),
+			[WJ_ENDPOINT_ID] = pgrow_text(&c, i, DC_ENDPOINT_ID),
+			[WJ_ATTEMPT] = with_attempt ? pgrow_text(&c, i, DC_ATTEMPT) : "1",
 		};
-		if (jobs_add(w->redis, jobq_stream_key(w->jobs), RELAY_MAXLEN, f, 3, NULL, NULL) !=
+		struct job_field f[WJ_COUNT];
+		int nf = ct_fields(&CT_WH_JOB, m, f);
+		if (jobs_add(w->redis, jobq_stream_key(w->jobs), RELAY_MAXLEN, f, nf, NULL, NULL) !=
 		    0) {
 			log_event(LOG_WARN,
 				  "relay could not queue a delivery (the stale pass retries)",
@@ -202,11 +205,9 @@ static void relay_batch(struct webhook *w)
 		relay_busy = true;
 }
 
-static void relay_tick(evutil_socket_t fd, short what, void *arg)
+static void relay_tick(void *arg)
 {
 	struct webhook *w = arg;
-	(void)fd;
-	(void)what;
 	if (w->draining)
 		return;
 	if (!relay_busy)
@@ -248,14 +249,12 @@ int webhook_relay_init(struct webhook *w)
 				     "Delivery jobs re-queued by the stale pass (job lost)", "");
 	m_overdue = metrics_counter("rampart_webhook_jobs_overdue_total",
 				    "Delivery jobs re-queued by the overdue pass (job lost)", "");
-	w->relay_ev = event_new(w->base, -1, EV_PERSIST, relay_tick, w);
-	return w->stmt_relay >= 0 && w->stmt_stale >= 0 && w->stmt_overdue >= 0 && w->relay_ev ? 0
-											       : -1;
+	w->relay = timer_new(w->base, relay_tick, w);
+	return w->stmt_relay >= 0 && w->stmt_stale >= 0 && w->stmt_overdue >= 0 && w->relay ? 0
+											    : -1;
 }
 
 void webhook_relay_start(struct webhook *w)
 {
-	struct timeval tv = {w->cfg.relay_interval_ms / 1000,
-			     (w->cfg.relay_interval_ms % 1000) * 1000};
-	event_add(w->relay_ev, &tv);
+	timer_every(w->relay, w->cfg.relay_interval_ms);
 }

@@ -54,8 +54,8 @@ struct webhook {
 	struct rds *redis; /* the queue's command connection (borrowed) */
 	struct httpc *http;
 	struct resolver *dns;
-	struct jobd *daemon; /* admin server, SIGTERM drain */
-	struct event *relay_ev;
+	struct jobd *daemon;			      /* admin server, SIGTERM drain */
+	struct timer *relay;			      /* relay.c: WEBHOOK_RELAY_INTERVAL_MS */
 	struct pg_batcher *load_batch, *record_batch; /* delivery.c */
 	int stmt_cancel, stmt_relay, stmt_stale, stmt_overdue;
 	struct delivery_list deliveries; /* every delivery context alive */

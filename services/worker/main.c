@@ -1,14 +1,13 @@
 /* main.c - rampart-worker: drives payments through SPEC 5's state machine
  * from the <prefix>:{payments} queue, relays stalled payments, deletes
  * expired quotes, serves /metrics, /healthz and /readyz on METRICS_LISTEN. */
-#include <event2/event.h>
-#include <signal.h>
+#include <event2/event.h> /* event_free: relay.c's timers are raw libevent events */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "common/clock.h"
+#include "common/contracts.h"
+#include "common/evloop.h"
 #include "common/fdlimit.h"
 #include "common/httpc.h"
 #include "common/jobd.h"
@@ -43,11 +42,8 @@ static void worker_stop(void *arg)
 static int worker_init(struct worker *w)
 {
 	const struct worker_config *c = &w->cfg;
-	char host[64] = "worker";
-	gethostname(host, sizeof(host) - 1);
-	snprintf(w->consumer, sizeof(w->consumer), "%s-%ld", host, (long)getpid());
-
-	w->base = event_base_new();
+	evloop_consumer_name(w->consumer, sizeof(w->consumer), "worker");
+	w->base = evloop_new(false);
 	if (!w->base)
 		return -1;
 	struct pg_pool_opts po = {.conninfo = c->base.database_url,
@@ -61,8 +57,8 @@ static int worker_init(struct worker *w)
 	struct jobq_opts jo = {.base = w->base,
 			       .redis_url = c->base.redis_url,
 			       .prefix = c->base.redis_prefix,
-			       .queue = "payments",
-			       .group = "workers",
+			       .queue = rk_queue(RQ_PAYMENTS)->name,
+			       .group = rk_queue(RQ_PAYMENTS)->group,
 			       .consumer = w->consumer,
 			       .block_ms = 1000,
 			       .batch = 128,
@@ -110,12 +106,12 @@ static void worker_free(struct worker *w)
 	provider_free(w->provider);
 	httpc_free(w->http);
 	jobq_free(w->jobs);
+	/* relay.c's timers are raw libevent events (relay.c predates evloop.h). */
 	const struct event *evs[] = {w->relay_ev, w->cleanup_ev};
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
 		if (evs[i])
 			event_free((struct event *)evs[i]);
-	if (w->base)
-		event_base_free(w->base);
+	evloop_free(w->base);
 }
 
 int main(int argc, char **argv)
@@ -124,22 +120,14 @@ int main(int argc, char **argv)
 	int rc = 1;
 
 	memset(&w, 0, sizeof(w));
-	if (argc > 1) {
-		if (strcmp(argv[1], "--version") == 0) {
-			printf("rampart-worker %s\n", RAMPART_VERSION);
-			return 0;
-		}
-		fprintf(argc > 1 && strcmp(argv[1], "--help") == 0 ? stdout : stderr,
-			"usage: rampart-worker [--version | --help]\n"
-			"Configuration comes from the environment; see README.md.\n");
-		return strcmp(argv[1], "--help") == 0 ? 0 : 2;
-	}
-	signal(SIGPIPE, SIG_IGN);
+	if ((rc = evloop_args(argc, argv, "rampart-worker", RAMPART_VERSION)) >= 0)
+		return rc;
+	rc = 1;
+	evloop_process_init();
 	if (worker_config_load(&w.cfg) != 0)
 		return 1;
 	log_init("worker", w.cfg.base.log_level, w.cfg.base.log_json);
 	fd_limit_raise(PROVIDER_MAX_CONNS + w.cfg.db_pool_size + 64); /* + pool, Redis, admin */
-	srand((unsigned)clock_mono_us());
 	if (worker_init(&w) != 0) {
 		log_event(LOG_ERROR, "start-up failed", LF_S("consumer", w.consumer));
 		goto done;
@@ -150,13 +138,13 @@ int main(int argc, char **argv)
 	log_event(LOG_INFO, "rampart-worker running", LF_S("consumer", w.consumer),
 		  LF_S("provider", w.provider->ops->name), LF_I("metrics_port", w.cfg.metrics_port),
 		  LF_S("version", RAMPART_VERSION));
-	event_base_dispatch(w.base);
+	evloop_run(w.base);
 	rc = 0;
 	log_event(LOG_INFO, "stopped", LF_I("exit_code", rc));
 done:
 	worker_free(&w);
 	worker_config_free(&w.cfg);
 	metrics_shutdown();
-	libevent_global_shutdown();
+	evloop_shutdown();
 	return rc;
 }

@@ -1,10 +1,10 @@
 /* provider_mock.c - a deterministic provider for development and tests. */
-#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/clock.h"
+#include "common/evloop.h"
 #include "provider.h"
 
 struct mock {
@@ -54,11 +54,9 @@ static bool leg_fails(const struct mock *m, const struct prov_payment *p, int le
 	return u < m->o.fail_rate;
 }
 
-static void deliver(evutil_socket_t fd, short what, void *arg)
+static void deliver(void *arg)
 {
 	struct mock_call *c = arg;
-	(void)fd;
-	(void)what;
 	c->cb(c->arg, &c->res);
 	free(c);
 }
@@ -95,7 +93,6 @@ static int mock_call(struct provider *pv, enum prov_op op, const struct prov_pay
 {
 	struct mock *m = (struct mock *)pv;
 	struct mock_call *c = calloc(1, sizeof(*c));
-	struct timeval now = {0, 0};
 	if (!c)
 		return -1;
 	c->cb = cb;
@@ -127,7 +124,7 @@ static int mock_call(struct provider *pv, enum prov_op op, const struct prov_pay
 		break;
 	}
 	/* Never answer from inside the call. */
-	if (event_base_once(m->evb, -1, EV_TIMEOUT, deliver, c, &now) != 0) {
+	if (evloop_once(m->evb, 0, deliver, c) != 0) {
 		free(c);
 		return -1;
 	}

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/clock.h"
+#include "common/contracts.h"
 #include "common/ids.h"
 #include "common/jobs.h"
 #include "common/log.h"
@@ -120,25 +121,26 @@ static void record_due(const struct step *s, uint64_t due_ms)
 /* ---- settling ------------------------------------------------------------ */
 
 static void fields_for(const struct step *s, enum pay_step step, int attempt, char *abuf,
-		       size_t alen, struct job_field f[4])
+		       size_t alen, struct job_field f[PJ_COUNT])
 {
 	snprintf(abuf, alen, "%d", attempt);
-	f[0] = (struct job_field){"payment_id", s->id};
-	f[1] = (struct job_field){"step", pay_step_name(step)};
-	f[2] = (struct job_field){"attempt", abuf};
-	f[3] = (struct job_field){"request_id", s->request_id};
+	const char *m[PJ_COUNT] = {[PJ_PAYMENT_ID] = s->id,
+				   [PJ_STEP] = pay_step_name(step),
+				   [PJ_ATTEMPT] = abuf,
+				   [PJ_REQUEST_ID] = s->request_id};
+	(void)ct_fields(&CT_PAY_JOB, m, f); /* every field present: PJ_COUNT of them */
 }
 
 /* Settles the job with a follow-up step due at due_ms (0 = now). */
 static void settle_next(struct step *s, enum pay_step step, int attempt, uint64_t due_ms)
 {
-	struct job_field f[4];
+	struct job_field f[PJ_COUNT];
 	char a[16];
 	fields_for(s, step, attempt, a, sizeof(a), f);
 	if (due_ms == 0)
-		jobq_next(s->w->jobs, s->job, f, 4);
+		jobq_next(s->w->jobs, s->job, f, PJ_COUNT);
 	else
-		jobq_retry(s->w->jobs, s->job, f, 4, due_ms);
+		jobq_retry(s->w->jobs, s->job, f, PJ_COUNT, due_ms);
 	s->job = NULL;
 }
 
@@ -198,11 +200,11 @@ static void after_transition(struct step *s)
 		/* Attempts exhausted: the job goes to the DLQ; a refund, if money
 		 * moved, starts as a fresh job. */
 		if (s->to == PAY_REFUND_PENDING) {
-			struct job_field f[4];
+			struct job_field f[PJ_COUNT];
 			char a[16];
 			fields_for(s, STEP_REFUND, 1, a, sizeof(a), f);
-			if (jobs_add(s->w->redis, jobq_stream_key(s->w->jobs), 1000000, f, 4, NULL,
-				     NULL) != 0)
+			if (jobs_add(s->w->redis, jobq_stream_key(s->w->jobs), 1000000, f, PJ_COUNT,
+				     NULL, NULL) != 0)
 				log_event(LOG_WARN, "refund job not queued; the relay will",
 					  LF_S("payment_id", s->id));
 		}
@@ -212,23 +214,15 @@ static void after_transition(struct step *s)
 		step_free(s);
 		return;
 	}
-	switch (s->to) {
-	case PAY_ONRAMP_PENDING:
-		settle_next(s, STEP_ONRAMP_POLL, 1, s->due_ms);
-		break;
-	case PAY_ONRAMP_COMPLETE:
-		settle_next(s, STEP_OFFRAMP_INITIATE, 1, 0);
-		break;
-	case PAY_OFFRAMP_PENDING:
-		settle_next(s, STEP_OFFRAMP_POLL, 1, s->due_ms);
-		break;
-	case PAY_REFUND_PENDING:
-		settle_next(s, STEP_REFUND, 1, 0);
-		break;
-	default: /* terminal */
+	/* The step that advances the new state (common/payment.h): a poll
+	 * of a new leg is due later, an off-ramp to start or a refund now. */
+	int next = pay_state_step(s->to);
+	if (next < 0) /* terminal */
 		settle_ack(s);
-		break;
-	}
+	else
+		settle_next(s, (enum pay_step)next, 1,
+			    s->to == PAY_ONRAMP_PENDING || s->to == PAY_OFFRAMP_PENDING ? s->due_ms
+											: 0);
 	step_free(s);
 }
 
@@ -454,8 +448,10 @@ static void load_done(void *arg, const PGresult *res, int row, const char *err)
 void steps_handle(void *arg, struct job *job)
 {
 	struct worker *w = arg;
-	const char *id = job_get(job, "payment_id"), *step = job_get(job, "step");
-	const char *attempt = job_get(job, "attempt"), *rid = job_get(job, "request_id");
+	const char *m[PJ_COUNT];
+	ct_read_job(&CT_PAY_JOB, job, m);
+	const char *id = m[PJ_PAYMENT_ID], *step = m[PJ_STEP];
+	const char *attempt = m[PJ_ATTEMPT], *rid = m[PJ_REQUEST_ID];
 	struct step *s = calloc(1, sizeof(*s));
 	char *end = NULL;
 	long n = attempt ? strtol(attempt, &end, 10) : 1;

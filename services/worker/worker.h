@@ -7,8 +7,8 @@
 #include <stdint.h>
 
 #include "common/config.h"
+#include "common/payment.h"
 #include "provider.h"
-#include "state_machine.h"
 
 struct event;
 struct event_base;

@@ -717,6 +717,94 @@ static void test_rate_round_trip(void **state)
 	}
 }
 
+/* ---- fixed point and integers from text ---------------------------------- */
+
+static void test_fixed_format(void **state)
+{
+	(void)state;
+	char b[48];
+	money_fixed_format(3120550000LL, 6, b, sizeof(b));
+	assert_string_equal(b, "3120.55");
+	money_fixed_format(25000000000LL, 9, b, sizeof(b));
+	assert_string_equal(b, "25");
+	money_fixed_format(1, 9, b, sizeof(b));
+	assert_string_equal(b, "0.000000001");
+	money_fixed_format(0, 6, b, sizeof(b));
+	assert_string_equal(b, "0");
+	money_fixed_format(10000000, 0, b, sizeof(b));
+	assert_string_equal(b, "10000000");
+	money_fixed_format(-1500000, 6, b, sizeof(b));
+	assert_string_equal(b, "-1.5");
+	money_fixed_format(INT64_MIN, 0, b, sizeof(b));
+	assert_string_equal(b, "-9223372036854775808");
+	money_fixed_format(123456, 6, b, 4); /* truncated, terminated */
+	assert_string_equal(b, "0.1");
+}
+
+static void test_fixed_parse(void **state)
+{
+	(void)state;
+	int64_t v = UNTOUCHED;
+	assert_true(money_fixed_parse("3120.55", 6, &v));
+	assert_int_equal(v, 3120550000LL);
+	assert_true(money_fixed_parse("25", 9, &v));
+	assert_int_equal(v, 25000000000LL);
+	assert_true(money_fixed_parse("0", 9, &v));
+	assert_int_equal(v, 0);
+	assert_true(money_fixed_parse("0.1234567", 6, &v)); /* truncated */
+	assert_int_equal(v, 123456);
+	assert_true(money_fixed_parse("10000000", 0, &v));
+	assert_int_equal(v, 10000000);
+	v = UNTOUCHED;
+	assert_false(money_fixed_parse("", 6, &v));
+	assert_false(money_fixed_parse("-1", 6, &v));
+	assert_false(money_fixed_parse("0.0", 6, &v));
+	assert_false(money_fixed_parse("1e3", 6, &v));
+	assert_false(money_fixed_parse("1.5x", 6, &v));
+	assert_false(money_fixed_parse("99999999999", 6, &v)); /* past the rate range */
+	assert_false(money_fixed_parse("1", 11, &v));
+	assert_false(money_fixed_parse(NULL, 6, &v));
+	assert_int_equal(v, UNTOUCHED);
+}
+
+static void test_fixed_round_trip(void **state)
+{
+	(void)state;
+	static const int64_t vals[] = {1, 9, 10, 123456789, 3120550000LL, 50000000000LL};
+	char b[48];
+	for (int scale = 0; scale <= 10; scale++)
+		for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+			int64_t back = 0, p = 1;
+			for (int k = 0; k < scale; k++)
+				p *= 10;
+			if (vals[i] / p > 900000000) /* past money_rate_parse's whole part */
+				continue;
+			money_fixed_format(vals[i], scale, b, sizeof(b));
+			assert_true(money_fixed_parse(b, scale, &back));
+			assert_int_equal(back, vals[i]);
+		}
+}
+
+static void test_count_parse(void **state)
+{
+	(void)state;
+	int64_t v = UNTOUCHED;
+	assert_true(money_count_parse("1700000000000", &v));
+	assert_int_equal(v, 1700000000000LL);
+	assert_true(money_count_parse("9223372036854775807", &v));
+	assert_int_equal(v, INT64_MAX);
+	v = UNTOUCHED;
+	assert_false(money_count_parse("9223372036854775808", &v));
+	assert_false(money_count_parse("0", &v));
+	assert_false(money_count_parse("-5", &v));
+	assert_false(money_count_parse("+5", &v));
+	assert_false(money_count_parse("5 ", &v));
+	assert_false(money_count_parse("1.5", &v));
+	assert_false(money_count_parse("", &v));
+	assert_false(money_count_parse(NULL, &v));
+	assert_int_equal(v, UNTOUCHED);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -747,6 +835,10 @@ int main(void)
 		cmocka_unit_test(test_rate_parse_overflow),
 		cmocka_unit_test(test_rate_format),
 		cmocka_unit_test(test_rate_round_trip),
+		cmocka_unit_test(test_fixed_format),
+		cmocka_unit_test(test_fixed_parse),
+		cmocka_unit_test(test_fixed_round_trip),
+		cmocka_unit_test(test_count_parse),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

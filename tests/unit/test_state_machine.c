@@ -10,7 +10,7 @@
 
 #include <string.h>
 
-#include "state_machine.h"
+#include "common/payment.h"
 
 static void test_edges_are_the_spec(void **state)
 {

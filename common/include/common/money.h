@@ -44,6 +44,22 @@ enum money_err money_rate_parse(const char *s, int64_t *rate) __attribute__((war
  * "0.919", 10000000000 -> "1". buf must hold MONEY_RATE_STRLEN bytes. */
 void money_rate_format(int64_t rate, char *buf, size_t len);
 
+/* Formats v / 10^scale (scale 0..18) with trailing zeros removed:
+ * (3120550000, 6) -> "3120.55", (25000000000, 9) -> "25". The one
+ * fixed-point formatter: market-data values in the snapshot, logs. */
+void money_fixed_format(int64_t v, int scale, char *buf, size_t len);
+
+/* Parses a decimal string as fixed point with `scale` decimals (0..10),
+ * truncating further digits: ("3120.55", 6) -> 3120550000. "0" is 0; any
+ * other value must be positive (money_rate_parse's grammar). The one decimal
+ * parser for market data. Returns false on junk or overflow. */
+bool money_fixed_parse(const char *s, int scale, int64_t *out) __attribute__((warn_unused_result));
+
+/* Parses a positive integer in plain decimal digits ("1700000000000"): no
+ * sign, no spaces, no junk, > 0, fits int64. Amounts and deadlines read
+ * back from Redis fields. */
+bool money_count_parse(const char *s, int64_t *out) __attribute__((warn_unused_result));
+
 /* Cross rate from two per-USD rates: units of `to` per one unit of `from`
  * = to_per_usd / from_per_usd, rounded down to 10 decimal places. */
 enum money_err money_cross_rate(int64_t from_per_usd, int64_t to_per_usd, int64_t *rate)

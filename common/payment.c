@@ -1,5 +1,6 @@
-/* state_machine.c - payment states, the transition table and step mapping. */
-#include "state_machine.h"
+/* payment.c - payment states, the transition table, the step mapping and the
+ * webhook event type of each state: shared by the api, worker and summary. */
+#include "common/payment.h"
 
 #include <string.h>
 
@@ -85,6 +86,17 @@ bool pay_transition_allowed(enum pay_state from, enum pay_state to)
 const char *pay_event_type(enum pay_state s)
 {
 	return (unsigned)s < PAY_STATE_COUNT ? event_types[s] : "payment.unknown";
+}
+
+int pay_event_parse(const char *type, enum pay_state *out)
+{
+	for (int i = 0; type && i < PAY_STATE_COUNT; i++) {
+		if (strcmp(event_types[i], type) == 0) {
+			*out = (enum pay_state)i;
+			return 0;
+		}
+	}
+	return -1;
 }
 
 const char *pay_step_name(enum pay_step s)

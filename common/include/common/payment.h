@@ -1,7 +1,8 @@
-/* state_machine.h - the payment states of SPEC 5, their legal transitions
- * (a table, data), and the job step that advances each state. Pure. */
-#ifndef WORKER_STATE_MACHINE_H
-#define WORKER_STATE_MACHINE_H
+/* payment.h - the payment states of SPEC 5, their legal transitions
+ * (a table, data), the job step that advances each state, and the webhook
+ * event type each state emits. Pure; shared by the api and the worker. */
+#ifndef COMMON_PAYMENT_H
+#define COMMON_PAYMENT_H
 
 #include <stdbool.h>
 
@@ -37,6 +38,8 @@ bool pay_state_terminal(enum pay_state s);
 bool pay_transition_allowed(enum pay_state from, enum pay_state to);
 /* "payment." + lower-case state, e.g. "payment.onramp_complete" (static). */
 const char *pay_event_type(enum pay_state s);
+/* The state whose event type is `type`; 0, or -1 for an unknown type. */
+int pay_event_parse(const char *type, enum pay_state *out) __attribute__((warn_unused_result));
 
 /* "onramp_initiate", ... (static). */
 const char *pay_step_name(enum pay_step s);
