@@ -150,7 +150,7 @@ void market_free(struct market *m);
 void market_start(struct loop *l);
 /* Units of currency c per 1 USD and where it came from ("live", "cached",
  * "default"). */
-int64_t market_per_usd(struct market *m, const struct currency *c, const char **source);
+int64_t market_per_usd(struct market *m, const struct currency *c, enum snap_state *state);
 /* The chain the router picks for a quote (standard tier), or NULL with the
  * reason in why when there is no route (the provider is down). */
 const char *market_chain(struct market *m, int64_t amount, const struct currency *from,
@@ -196,8 +196,8 @@ struct quote {
  * amount, currencies, priority, rate, fees, payout and rate_source. 0, or -1
  * with *e the client error (400 AMOUNT_TOO_SMALL, AMOUNT_TOO_LARGE,
  * INVALID_AMOUNT). */
-int quotes_price(const struct quote_input *in, int64_t from_per_usd, const char *from_source,
-		 int64_t to_per_usd, const char *to_source, const struct money_fees_bps *bps,
+int quotes_price(const struct quote_input *in, int64_t from_per_usd, enum snap_state from_state,
+		 int64_t to_per_usd, enum snap_state to_state, const struct money_fees_bps *bps,
 		 struct quote *q, struct jv_error *e) __attribute__((warn_unused_result));
 
 /* RFC 3339 UTC with milliseconds: 2026-11-22T01:41:35.123Z */

@@ -248,7 +248,7 @@ static struct lease *lease_find(struct loop *l, const char *key_id)
 		return NULL;
 	e->l = l;
 	e->who = who;
-	snprintf(e->key, sizeof(e->key), "%s:ratelimit:%s", l->app->cfg.base.redis_prefix, key_id);
+	rk_ratelimit_key(e->key, sizeof(e->key), l->app->cfg.base.redis_prefix, key_id);
 	e->next = t->slots[slot];
 	t->slots[slot] = e;
 	return e;

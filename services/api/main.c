@@ -14,6 +14,7 @@
 #include "common/metrics.h"
 #include "common/pg.h"
 #include "common/redis.h"
+#include "common/rnd.h"
 
 #define RAMPART_VERSION	 "0.1.0"
 #define API_CLIENTS_ROOM 10000 /* client connections the open-file limit makes room for */
@@ -244,7 +245,7 @@ int main(int argc, char **argv)
 	rk_queue_key(a.dlq_key, sizeof(a.dlq_key), prefix, RQ_PAYMENTS, RK_DLQ);
 	rk_queue_key(a.wh_jobs_key, sizeof(a.wh_jobs_key), prefix, RQ_WEBHOOKS, RK_STREAM);
 	rk_queue_key(a.wh_dlq_key, sizeof(a.wh_dlq_key), prefix, RQ_WEBHOOKS, RK_DLQ);
-	a.nonce = (unsigned)rand();
+	a.nonce = (unsigned)rnd_u64();
 	atomic_init(&a.draining, false);
 	struct event_base *main_base = evloop_new(false);
 	struct sigstop *signals = NULL;

@@ -37,7 +37,7 @@ void market_free(struct market *m)
 	m->per_usd = NULL;
 }
 
-int64_t market_per_usd(struct market *m, const struct currency *c, const char **source)
+int64_t market_per_usd(struct market *m, const struct currency *c, enum snap_state *state)
 {
 	size_t n;
 	const struct currency *all = money_currencies(&n);
@@ -48,11 +48,11 @@ int64_t market_per_usd(struct market *m, const struct currency *c, const char **
 	if (idx < m->n)
 		v = m->per_usd[idx];
 	if (v > 0)
-		*source = snap_state_name(m->state);
+		*state = m->state;
 	pthread_mutex_unlock(&m->mu);
 	if (v > 0)
 		return v;
-	*source = snap_state_name(SNAP_DEFAULT);
+	*state = SNAP_DEFAULT;
 	return c->per_usd;
 }
 

@@ -82,19 +82,16 @@ int quotes_init(struct loop *l)
 /* The pure steps: pricing, text forms, the response, the row.              */
 /* ------------------------------------------------------------------------ */
 
-int quotes_price(const struct quote_input *in, int64_t from_per_usd, const char *from_source,
-		 int64_t to_per_usd, const char *to_source, const struct money_fees_bps *bps,
+int quotes_price(const struct quote_input *in, int64_t from_per_usd, enum snap_state from_state,
+		 int64_t to_per_usd, enum snap_state to_state, const struct money_fees_bps *bps,
 		 struct quote *q, struct jv_error *e)
 {
 	q->amount = in->amount;
 	q->from = in->from;
 	q->to = in->to;
 	q->priority = in->priority;
-	/* The quote is as fresh as its staler rate. */
-	q->rate_source =
-		strcmp(from_source, "default") == 0 || strcmp(to_source, "default") == 0 ? "default"
-		: strcmp(from_source, "cached") == 0 || strcmp(to_source, "cached") == 0 ? "cached"
-											 : "live";
+	/* The quote is as fresh as its staler rate (live < cached < default). */
+	q->rate_source = snap_state_name(from_state > to_state ? from_state : to_state);
 	enum money_err me = money_cross_rate(from_per_usd, to_per_usd, &q->rate);
 	if (me == MONEY_OK)
 		me = money_quote(q->amount, q->rate, q->from, q->to, bps, &q->m);
@@ -248,7 +245,7 @@ void quotes_create(struct http_req *r, void *arg)
 	struct jv_error e;
 	struct quote q = {0};
 	struct quote_input in;
-	const char *src_from, *src_to;
+	enum snap_state src_from, src_to;
 	const struct money_fees_bps bps = {a->cfg.fee_platform_bps, a->cfg.fee_onramp_bps,
 					   a->cfg.fee_offramp_bps};
 

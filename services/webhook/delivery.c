@@ -23,6 +23,7 @@
 #include "common/metrics.h"
 #include "common/pg.h"
 #include "common/resolve.h"
+#include "common/rnd.h"
 #include "common/sign.h"
 #include "webhook.h"
 
@@ -290,9 +291,10 @@ static void finish(struct delivery *d)
 		/* Saturated endpoint: back when its backlog has drained.
 		 * Anything else: give the trouble time. */
 		long base = d->busy ? d->defer_ms : REQUEUE_MS;
-		uint64_t due = d->settle == SETTLE_RETRY ? d->due_ms
-							 : (uint64_t)clock_wall_ms() +
-								   (uint64_t)(base + rand() % base);
+		uint64_t due = d->settle == SETTLE_RETRY
+				       ? d->due_ms
+				       : (uint64_t)clock_wall_ms() +
+						 ((uint64_t)base + rnd_below((uint64_t)base));
 		jobq_retry(w->jobs, job, f, nf, due);
 		break;
 	}
@@ -362,8 +364,9 @@ static void record(struct delivery *d)
  * none), or dead-letter once it is exhausted. Then record. */
 static void failed_attempt(struct delivery *d, long long retry_after_s)
 {
-	long long delay = retry_delay_ms(d->w->cfg.schedule, d->w->cfg.nschedule, d->attempt,
-					 retry_after_s, (double)rand() / ((double)RAND_MAX + 1));
+	long long delay =
+		retry_delay_ms(d->w->cfg.schedule, d->w->cfg.nschedule, d->attempt, retry_after_s,
+			       (double)rnd_below(1u << 30) / (double)(1u << 30));
 	if (delay < 0) {
 		d->state = "dead";
 		d->settle = SETTLE_DEAD;

@@ -1,8 +1,8 @@
 /* cleanup.c - the worker's cleanup timer: deletes expired quotes no payment
  * used and Idempotency-Key records past their 24 h, in bounded batches. */
-#include <event2/event.h>
 #include <stdlib.h>
 
+#include "common/evloop.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/pg.h"
@@ -70,11 +70,9 @@ static void cleanup_batch(struct worker *w)
 		cleanup_busy = true;
 }
 
-static void cleanup_tick(evutil_socket_t fd, short what, void *arg)
+static void cleanup_tick(void *arg)
 {
 	struct worker *w = arg;
-	(void)fd;
-	(void)what;
 	if (cleanup_busy || w->draining)
 		return;
 	cleanup_batches = 0;
@@ -86,12 +84,11 @@ int cleanup_init(struct worker *w)
 	w->stmt_cleanup = pg_prepare(w->pg, cleanup_sql, 1);
 	m_cleaned = metrics_counter("rampart_quotes_cleaned_total",
 				    "Expired, unused quotes deleted", "");
-	w->cleanup_ev = event_new(w->base, -1, EV_PERSIST, cleanup_tick, w);
-	return w->stmt_cleanup >= 0 && w->cleanup_ev ? 0 : -1;
+	w->cleanup_timer = timer_new(w->base, cleanup_tick, w);
+	return w->stmt_cleanup >= 0 && w->cleanup_timer ? 0 : -1;
 }
 
 void cleanup_start(struct worker *w)
 {
-	struct timeval cleanup = {w->cfg.cleanup_interval_s, 0};
-	event_add(w->cleanup_ev, &cleanup);
+	timer_every(w->cleanup_timer, (long)w->cfg.cleanup_interval_s * 1000);
 }

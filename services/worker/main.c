@@ -1,7 +1,6 @@
 /* main.c - rampart-worker: drives payments through SPEC 5's state machine
  * from the <prefix>:{payments} queue, relays stalled payments, deletes
  * expired quotes, serves /metrics, /healthz and /readyz on METRICS_LISTEN. */
-#include <event2/event.h> /* event_free: relay.c's timers are raw libevent events */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,11 +105,8 @@ static void worker_free(struct worker *w)
 	provider_free(w->provider);
 	httpc_free(w->http);
 	jobq_free(w->jobs);
-	/* relay.c's timers are raw libevent events (relay.c predates evloop.h). */
-	const struct event *evs[] = {w->relay_ev, w->cleanup_ev};
-	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
-		if (evs[i])
-			event_free((struct event *)evs[i]);
+	timer_free(w->relay_timer);
+	timer_free(w->cleanup_timer);
 	evloop_free(w->base);
 }
 

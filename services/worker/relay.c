@@ -13,10 +13,11 @@
  * few, the overdue pass pushes next_due_at forward by as long as the
  * payment was overdue (capped at the stale window), so a payment that
  * stays overdue is re-queued after 5, 10, 20, 40 ... s, not every tick. */
-#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "common/contracts.h"
+#include "common/evloop.h"
 #include "common/jobs.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -77,13 +78,15 @@ static int requeue_rows(struct worker *w, const PGresult *res, const char *pass)
 		const char *status = pgrow_text(&c, i, RC_STATUS);
 		if (pay_state_parse(status, &st) != 0 || pay_state_step(st) < 0)
 			continue;
-		struct job_field f[] = {
-			{"payment_id", id},
-			{"step", pay_step_name((enum pay_step)pay_state_step(st))},
-			{"attempt", "1"},
-			{"request_id", "relay"},
+		const char *m[PJ_COUNT] = {
+			[PJ_PAYMENT_ID] = id,
+			[PJ_STEP] = pay_step_name((enum pay_step)pay_state_step(st)),
+			[PJ_ATTEMPT] = "1",
+			[PJ_REQUEST_ID] = "relay",
 		};
-		if (jobs_add(w->redis, jobq_stream_key(w->jobs), 1000000, f, 4, NULL, NULL) != 0) {
+		struct job_field f[PJ_COUNT];
+		int nf = ct_fields(&CT_PAY_JOB, m, f);
+		if (jobs_add(w->redis, jobq_stream_key(w->jobs), 1000000, f, nf, NULL, NULL) != 0) {
 			log_event(LOG_WARN, "relay could not queue a job (next window retries)",
 				  LF_S("payment_id", id), LF_S("pass", pass));
 			continue;
@@ -134,12 +137,10 @@ static void overdue_batch(struct worker *w)
 		overdue_busy = true;
 }
 
-static void relay_tick(evutil_socket_t fd, short what, void *arg)
+static void relay_tick(void *arg)
 {
 	struct worker *w = arg;
 	char secs[16];
-	(void)fd;
-	(void)what;
 	if (w->draining)
 		return;
 	/* With Redis down nothing could be queued: the overdue pass waits
@@ -165,13 +166,11 @@ int relay_init(struct worker *w)
 	m_overdue =
 		metrics_counter("rampart_relay_overdue_jobs_total",
 				"Jobs re-enqueued for payments whose next step was overdue", "");
-	w->relay_ev = event_new(w->base, -1, EV_PERSIST, relay_tick, w);
-	return w->stmt_relay >= 0 && w->stmt_overdue >= 0 && w->relay_ev ? 0 : -1;
+	w->relay_timer = timer_new(w->base, relay_tick, w);
+	return w->stmt_relay >= 0 && w->stmt_overdue >= 0 && w->relay_timer ? 0 : -1;
 }
 
 void relay_start(struct worker *w)
 {
-	struct timeval relay = {w->cfg.relay_interval_ms / 1000,
-				(w->cfg.relay_interval_ms % 1000) * 1000};
-	event_add(w->relay_ev, &relay);
+	timer_every(w->relay_timer, w->cfg.relay_interval_ms);
 }

@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/pg.h"
+#include "common/rnd.h"
 #include "worker.h"
 
 /* Transient database errors retry the same step after this long. */
@@ -153,7 +154,7 @@ static void settle_ack(struct step *s)
 /* Jitter in [0, ms/4]: spreads polls and retries of many payments. */
 static uint64_t jitter(uint64_t ms)
 {
-	return ms / 4 ? (uint64_t)rand() % (ms / 4 + 1) : 0;
+	return ms / 4 ? rnd_below(ms / 4 + 1) : 0;
 }
 
 /* How long to wait before polling a leg again: a quarter of the time the

@@ -53,7 +53,7 @@ struct worker {
 	struct httpc *http;
 	struct provider *provider;
 	struct jobd *daemon; /* admin server, SIGTERM drain */
-	struct event *relay_ev, *cleanup_ev;
+	struct timer *relay_timer, *cleanup_timer;
 	struct pg_batcher *load_batch, *transition_batch, *due_batch; /* steps.c */
 	int stmt_relay, stmt_overdue, stmt_cleanup;
 	char consumer[96];

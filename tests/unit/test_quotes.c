@@ -76,8 +76,8 @@ static void test_price(void **state)
 	struct quote_input in = {10000, money_currency("USD"), money_currency("EUR"), "standard"};
 	struct quote q = {0};
 	struct jv_error e;
-	assert_int_equal(quotes_price(&in, RATE(1), "live", RATE(92) / 100, "live", &bps, &q, &e),
-			 0);
+	assert_int_equal(
+		quotes_price(&in, RATE(1), SNAP_LIVE, RATE(92) / 100, SNAP_LIVE, &bps, &q, &e), 0);
 	assert_int_equal(q.amount, 10000);
 	assert_int_equal(q.rate, 9200000000LL);
 	assert_int_equal(q.m.platform_fee, 200);
@@ -91,7 +91,8 @@ static void test_price(void **state)
 	/* Fees round up: 12.34 USD -> ceil(24.68) = 25, ceil(8.638) = 9,
 	 * ceil(6.17) = 7; payout in yen (no minor unit): floor(11.93 x 150). */
 	in = (struct quote_input){1234, money_currency("USD"), money_currency("JPY"), "express"};
-	assert_int_equal(quotes_price(&in, RATE(1), "live", RATE(150), "live", &bps, &q, &e), 0);
+	assert_int_equal(quotes_price(&in, RATE(1), SNAP_LIVE, RATE(150), SNAP_LIVE, &bps, &q, &e),
+			 0);
 	assert_int_equal(q.m.platform_fee, 25);
 	assert_int_equal(q.m.onramp_fee, 9);
 	assert_int_equal(q.m.offramp_fee, 7);
@@ -104,11 +105,12 @@ static void test_rate_source(void **state)
 {
 	(void)state;
 	static const struct {
-		const char *from, *to, *want;
+		enum snap_state from, to;
+		const char *want;
 	} cases[] = {
-		{"live", "live", "live"},	{"live", "cached", "cached"},
-		{"cached", "live", "cached"},	{"cached", "default", "default"},
-		{"default", "live", "default"}, {"cached", "cached", "cached"},
+		{SNAP_LIVE, SNAP_LIVE, "live"},	      {SNAP_LIVE, SNAP_CACHED, "cached"},
+		{SNAP_CACHED, SNAP_LIVE, "cached"},   {SNAP_CACHED, SNAP_DEFAULT, "default"},
+		{SNAP_DEFAULT, SNAP_LIVE, "default"}, {SNAP_CACHED, SNAP_CACHED, "cached"},
 	};
 	struct quote_input in = {10000, money_currency("USD"), money_currency("EUR"), "standard"};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -128,7 +130,8 @@ static void test_price_errors(void **state)
 	struct jv_error e;
 	/* 0.03 USD: fees 0.01 x 3 eat it all. */
 	struct quote_input in = {3, money_currency("USD"), money_currency("EUR"), "standard"};
-	assert_int_equal(quotes_price(&in, RATE(1), "live", RATE(1), "live", &bps, &q, &e), -1);
+	assert_int_equal(quotes_price(&in, RATE(1), SNAP_LIVE, RATE(1), SNAP_LIVE, &bps, &q, &e),
+			 -1);
 	assert_int_equal(e.status, 400);
 	assert_string_equal(e.code, "AMOUNT_TOO_SMALL");
 	assert_string_equal(e.param, "amount");
@@ -136,12 +139,13 @@ static void test_price_errors(void **state)
 
 	in = (struct quote_input){INT64_MAX, money_currency("USD"), money_currency("JPY"),
 				  "standard"};
-	assert_int_equal(quotes_price(&in, RATE(1), "live", RATE(150), "live", &bps, &q, &e), -1);
+	assert_int_equal(quotes_price(&in, RATE(1), SNAP_LIVE, RATE(150), SNAP_LIVE, &bps, &q, &e),
+			 -1);
 	assert_string_equal(e.code, "AMOUNT_TOO_LARGE");
 	assert_non_null(strstr(e.message, "is too large to convert to JPY"));
 
 	in = (struct quote_input){100, money_currency("USD"), money_currency("EUR"), "standard"};
-	assert_int_equal(quotes_price(&in, 0, "live", RATE(1), "live", &bps, &q, &e), -1);
+	assert_int_equal(quotes_price(&in, 0, SNAP_LIVE, RATE(1), SNAP_LIVE, &bps, &q, &e), -1);
 	assert_string_equal(e.code, "INVALID_AMOUNT");
 }
 
