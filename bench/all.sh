@@ -548,6 +548,7 @@ artillery_run() {
 		"${cmd[@]}" >"$TMP/$id.log" 2>&1 || [ ! -s "$TMP/$id.json" ]; then
 		say "warning: artillery failed or timed out ($id): $(tail -5 "$TMP/$id.log")"
 		rec "$id" artillery "$label (FAILED: see the log)" "$(cmdline env BENCH_API_KEY="$KEY" "${cmd[@]}")" '{"failed":true}'
+		RES='{"failed":true}'
 		return 0
 	fi
 	summary=$(/usr/bin/python3 - "$TMP/$id.json" "$TMP/$id.time" "$(nproc)" <<'PY'
@@ -586,6 +587,13 @@ for mult in ${BENCH_ART_MULTS-$([ "$QUICK" = 1 ] && echo 20 || echo 10 20 50)}; 
 	r=$((60 * mult))
 	artillery_run "art_x$mult" "${mult}x the original's sustained rate: $r users/s for ${step_secs} s" \
 		"{\"config\":{\"phases\":[{\"name\":\"x$mult\",\"duration\":$step_secs,\"arrivalRate\":$r}]}}"
+	# Each user makes two requests. Once Artillery cannot offer the rate
+	# asked (under 90% of it), a higher step would only measure Artillery.
+	ach=$(awk -v q="$(jget "$RES" rps 2>/dev/null || echo 0)" 'BEGIN {printf "%d", q / 2}')
+	if [ "$ach" -lt $((r * 9 / 10)) ]; then
+		echo "   Artillery offered about $ach users/s of the $r asked: no higher step"
+		break
+	fi
 done
 
 # ---- 7. overload: 2x the payments saturation rate, then half ------------------------------------
