@@ -154,8 +154,8 @@ fuzz-bins: $(FUZZ_BIN)
 fuzz-build:
 	$(MAKE) FUZZ=1 CC=clang BUILD=build/fuzz fuzz-bins
 
-# Each harness FUZZ_SECONDS (default 60) from its corpus, then every corpus
-# input replayed; a finding fails and is left in build/fuzz/crashes/.
+# Every corpus input replayed, then each harness fuzzed for FUZZ_SECONDS
+# (default 60) from its corpus; a finding fails and is left in build/fuzz/crashes/.
 fuzz: fuzz-build
 	sh scripts/fuzz.sh run
 

@@ -217,7 +217,6 @@ int evloop_args(int argc, char **argv, const char *name, const char *version)
 void evloop_process_init(void)
 {
 	signal(SIGPIPE, SIG_IGN);
-	srand((unsigned)clock_mono_us());
 }
 
 void evloop_consumer_name(char *out, size_t len, const char *fallback)

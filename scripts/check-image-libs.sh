@@ -9,7 +9,7 @@
 # depend on (recursively), or part of every Debian base (Priority: required).
 # The binaries are built on this Debian 12 machine from the same packages as
 # the image's build stage. RUNTIME_PACKAGES in the environment overrides the
-# Dockerfile's list (the self-test in scripts/test.sh drops one to see this
+# Dockerfile's list (the self-test in scripts/check-compose.sh drops one to see this
 # fail).
 if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 set -euo pipefail

@@ -219,7 +219,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	evloop_process_init(); /* SIGPIPE ignored, rand() seeded */
+	evloop_process_init(); /* SIGPIPE ignored */
 	if (api_config_load(&a.cfg) != 0)
 		return 1;
 	log_init("api", a.cfg.base.log_level, a.cfg.base.log_json);

@@ -83,7 +83,7 @@ void sigstop_free(struct sigstop *s); /* accepts NULL */
 int evloop_args(int argc, char **argv, const char *name, const char *version);
 
 /* SIGPIPE ignored (a peer closing a socket is an error return, not a
- * signal), rand() seeded. */
+ * signal). */
 void evloop_process_init(void);
 
 /* "<hostname>-<pid>", a consumer name unique per process (fallback when the

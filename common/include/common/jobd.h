@@ -1,4 +1,4 @@
-/* jobd.h - what every daemon built around a job queue (worker, webhook)
+/* jobd.h - what every daemon built around a job queue (worker, webhook, feeengine)
  * shares: the admin HTTP server (/healthz, /readyz, /metrics) and the
  * SIGTERM/SIGINT drain (stop reading, let the jobs in progress settle, end
  * the loop; jobs still unsettled after the grace stay pending in the stream
