@@ -390,11 +390,14 @@ pipeline() {
 	for i in $(seq 1 "$workers"); do
 		setsid env REDIS_PREFIX="$prefix" METRICS_LISTEN="127.0.0.1:$(random_free_port)" \
 			MOCK_SETTLE_MIN_MS=0 MOCK_SETTLE_MAX_MS=0 POLL_MIN_MS=0 POLL_MAX_MS=1 \
-			WORKER_CONCURRENCY=2048 DB_POOL_SIZE=16 LOG_LEVEL=warn bin/rampart-worker \
+			WORKER_CONCURRENCY=2048 DB_POOL_SIZE=$((16 / workers)) LOG_LEVEL=warn bin/rampart-worker \
 			>>"$TMP/worker-$workers-$i.log" 2>&1 &
 		pids+=($!)
 		remember_pid "$!" rampart-worker TERM
 	done
+	# Sixteen PostgreSQL connections in all, however many workers: more
+	# busy backends than that on two cores made two workers slower than one
+	# (docs/performance.md, the pipeline).
 	printf '# seconds\tcompleted\n' >"$tl"
 	local peak_rss=0 r
 	while :; do
@@ -420,7 +423,7 @@ pipeline() {
 		"worker CPU $(awk -v c="$cpu" -v t="$TICK" -v s="$secs" 'BEGIN {printf "%.0f%%", 100 * c / t / s}') of one core;" \
 		"peak worker RSS $peak_rss kB; webhooks received $received (created_at -> receipt p50 $p50 ms, p99 $p99 ms)"
 	rec "pipeline_$workers" pipeline "$workers worker(s)" \
-		"env MOCK_SETTLE_MIN_MS=0 MOCK_SETTLE_MAX_MS=0 POLL_MIN_MS=0 POLL_MAX_MS=1 WORKER_CONCURRENCY=2048 DB_POOL_SIZE=16 bin/rampart-worker (x$workers), $N payments seeded as the api writes them" \
+		"env MOCK_SETTLE_MIN_MS=0 MOCK_SETTLE_MAX_MS=0 POLL_MIN_MS=0 POLL_MAX_MS=1 WORKER_CONCURRENCY=2048 DB_POOL_SIZE=$((16 / workers)) bin/rampart-worker (x$workers), $N payments seeded as the api writes them" \
 		"{\"payments\":$N,\"seconds\":$secs,\"per_s\":$(awk -v n="$N" -v s="$secs" 'BEGIN {printf "%.1f", n / s}'),\"worker_cpu_s\":$(awk -v c="$cpu" -v t="$TICK" 'BEGIN {printf "%.2f", c / t}'),\"worker_peak_rss_kb\":$peak_rss,\"webhooks\":${received:-0},\"webhook_p50_ms\":${p50:-0},\"webhook_p99_ms\":${p99:-0},\"timeline\":\"pipeline-$workers.tsv\"}"
 	cp "$tl" "$TMP/out-pipeline-$workers.tsv"
 	psql_ -c "DELETE FROM webhook_attempts; DELETE FROM webhook_deliveries; DELETE FROM events;
