@@ -125,28 +125,8 @@ enum money_err money_rate_parse(const char *s, int64_t *rate)
 	return MONEY_OK;
 }
 
-/* Any int64 is formatted (negatives get a '-'), though valid rates are positive.
- * Output is truncated to len like snprintf when buf is short. */
-void money_rate_format(int64_t rate, char *buf, size_t len)
-{
-	/* Magnitude via unsigned arithmetic so INT64_MIN does not overflow. */
-	uint64_t mag = rate < 0 ? 0 - (uint64_t)rate : (uint64_t)rate;
-	uint64_t whole = mag / (uint64_t)MONEY_RATE_SCALE;
-	uint64_t frac = mag % (uint64_t)MONEY_RATE_SCALE;
-	char tmp[MONEY_RATE_STRLEN];
-	size_t n;
-
-	if (!buf || len == 0)
-		return;
-	snprintf(tmp, sizeof(tmp), "%s%" PRIu64 ".%010" PRIu64, rate < 0 ? "-" : "", whole, frac);
-	n = strlen(tmp);
-	while (tmp[n - 1] == '0')
-		tmp[--n] = '\0';
-	if (tmp[n - 1] == '.')
-		tmp[--n] = '\0';
-	snprintf(buf, len, "%s", tmp);
-}
-
+/* Any int64 is formatted (negatives get a '-'); output is truncated to len
+ * like snprintf when buf is short. */
 void money_fixed_format(int64_t v, int scale, char *buf, size_t len)
 {
 	uint64_t mag = v < 0 ? 0 - (uint64_t)v : (uint64_t)v, div = 1;
@@ -173,6 +153,12 @@ void money_fixed_format(int64_t v, int scale, char *buf, size_t len)
 	if (tmp[n - 1] == '.')
 		tmp[--n] = '\0';
 	snprintf(buf, len, "%s", tmp);
+}
+
+/* A rate is a fixed-point number with MONEY_RATE_DECIMALS places. */
+void money_rate_format(int64_t rate, char *buf, size_t len)
+{
+	money_fixed_format(rate, MONEY_RATE_DECIMALS, buf, len);
 }
 
 bool money_fixed_parse(const char *s, int scale, int64_t *out)

@@ -20,6 +20,7 @@
 #include "common/jobs.h"
 #include "common/payment.h"
 #include "common/rdsreply.h"
+#include "replies.h"
 
 /* ---- keys ---- */
 
@@ -137,55 +138,6 @@ static void test_fee_request(void **state)
 	assert_string_equal(back[FQ_REQUEST_ID], "req_9");
 }
 
-/* ---- hand-built hiredis replies ---- */
-
-static redisReply *r_str(const char *s)
-{
-	redisReply *r = calloc(1, sizeof(*r));
-	r->type = REDIS_REPLY_STRING;
-	r->str = strdup(s);
-	r->len = strlen(s);
-	return r;
-}
-
-static redisReply *r_int(long long v)
-{
-	redisReply *r = calloc(1, sizeof(*r));
-	r->type = REDIS_REPLY_INTEGER;
-	r->integer = v;
-	return r;
-}
-
-static redisReply *r_nil(void)
-{
-	redisReply *r = calloc(1, sizeof(*r));
-	r->type = REDIS_REPLY_NIL;
-	return r;
-}
-
-static redisReply *r_arr(size_t n, ...)
-{
-	va_list ap;
-	redisReply *r = calloc(1, sizeof(*r));
-	r->type = REDIS_REPLY_ARRAY;
-	r->elements = n;
-	r->element = calloc(n ? n : 1, sizeof(*r->element));
-	va_start(ap, n);
-	for (size_t i = 0; i < n; i++)
-		r->element[i] = va_arg(ap, redisReply *);
-	va_end(ap);
-	return r;
-}
-
-static void r_free(redisReply *r)
-{
-	for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++)
-		r_free(r->element[i]);
-	free(r->element);
-	free(r->str);
-	free(r);
-}
-
 static void test_rr_scalars(void **state)
 {
 	(void)state;
@@ -202,10 +154,10 @@ static void test_rr_scalars(void **state)
 	assert_string_equal(rr_str(s), "-12");
 	assert_null(rr_str(i));
 	assert_null(rr_str(NULL));
-	r_free(i);
-	r_free(s);
-	r_free(bad);
-	r_free(nil);
+	freeReplyObject(i);
+	freeReplyObject(s);
+	freeReplyObject(bad);
+	freeReplyObject(nil);
 }
 
 static void test_rr_fields(void **state)
@@ -221,7 +173,7 @@ static void test_rr_fields(void **state)
 	assert_int_equal(rr_pairs(h, k, v, 4), 2);
 	assert_string_equal(k[1], "c");
 	assert_string_equal(v[1], "3");
-	r_free(h);
+	freeReplyObject(h);
 }
 
 struct seen {
@@ -270,10 +222,10 @@ static void test_rr_xread_fee_reply(void **state)
 	assert_string_equal(a.code, "NO_ROUTE");
 	assert_string_equal(a.message, "the fee engine refused the request");
 	assert_null(a.body);
-	r_free(x);
+	freeReplyObject(x);
 	redisReply *nil = r_nil();
 	assert_int_equal(rr_xread_entries(nil, on_entry, &s), 0);
-	r_free(nil);
+	freeReplyObject(nil);
 }
 
 static void test_fee_reply_ok(void **state)
@@ -329,7 +281,7 @@ static void test_xinfo_groups(void **state)
 	assert_true(rr_xinfo_group(g, "other", &out));
 	assert_false(out.has_lag);
 	assert_false(rr_xinfo_group(g, "nobody", &out));
-	r_free(g);
+	freeReplyObject(g);
 }
 
 int main(void)

@@ -15,43 +15,7 @@
 #include <string.h>
 
 #include "app.h"
-
-/* ---- hand-built hiredis replies ---- */
-
-static redisReply *r_str(const char *s)
-{
-	redisReply *r = calloc(1, sizeof(*r));
-	r->type = REDIS_REPLY_STRING;
-	r->str = strdup(s);
-	r->len = strlen(s);
-	return r;
-}
-
-static redisReply *r_int(long long v)
-{
-	redisReply *r = calloc(1, sizeof(*r));
-	r->type = REDIS_REPLY_INTEGER;
-	r->integer = v;
-	return r;
-}
-
-static redisReply *r_nil(void)
-{
-	redisReply *r = calloc(1, sizeof(*r));
-	r->type = REDIS_REPLY_NIL;
-	return r;
-}
-
-static redisReply *r_array(size_t n, redisReply **items)
-{
-	redisReply *r = calloc(1, sizeof(*r));
-	r->type = REDIS_REPLY_ARRAY;
-	r->elements = n;
-	r->element = calloc(n ? n : 1, sizeof(*r->element));
-	for (size_t i = 0; i < n; i++)
-		r->element[i] = items[i];
-	return r;
-}
+#include "replies.h"
 
 /* One group as Redis 7 describes it; lag NULL = nil, omit_lag = Redis 6. */
 static redisReply *group(const char *name, long long consumers, long long pending, redisReply *lag,
