@@ -373,6 +373,10 @@ curl -s "http://127.0.0.1:$RPORT/stats" >/dev/null # start the receiver's statis
 # every 0.5 s; webhooks for payment.completed to the receiver.
 pipeline() {
 	local workers=$1 prefix=pipe$1 t0 now done_n pids=() i tl="$TMP/pipeline-$1.tsv" cpu0 cpu1
+	# Each run starts from vacuumed tables: the dead rows of earlier steps
+	# (and of the run before) otherwise slow the later run's index work
+	# (one worker twice in a row: 8.2 s, then 11.6 s; docs/performance.md).
+	psql_ -c "VACUUM ANALYZE" >/dev/null
 	psql_ >/dev/null -c "DELETE FROM events; INSERT INTO payments (id, $pay_cols)
 		SELECT 'pay_' || u, 'pipe', 'quote_' || u, 'PENDING', 100000, 'USD', 89056, 'EUR', 0.92,
 		2000, 700, 500, 3200, 'base', 'acct_src', 'acct_dst'
@@ -390,14 +394,15 @@ pipeline() {
 	for i in $(seq 1 "$workers"); do
 		setsid env REDIS_PREFIX="$prefix" METRICS_LISTEN="127.0.0.1:$(random_free_port)" \
 			MOCK_SETTLE_MIN_MS=0 MOCK_SETTLE_MAX_MS=0 POLL_MIN_MS=0 POLL_MAX_MS=1 \
-			WORKER_CONCURRENCY=2048 DB_POOL_SIZE=$((16 / workers)) LOG_LEVEL=warn bin/rampart-worker \
+			WORKER_CONCURRENCY=2048 DB_POOL_SIZE=$((4 / workers)) LOG_LEVEL=warn bin/rampart-worker \
 			>>"$TMP/worker-$workers-$i.log" 2>&1 &
 		pids+=($!)
 		remember_pid "$!" rampart-worker TERM
 	done
-	# Sixteen PostgreSQL connections in all, however many workers: more
-	# busy backends than that on two cores made two workers slower than one
-	# (docs/performance.md, the pipeline).
+	# Four PostgreSQL connections in all (the worker's default pool),
+	# however many workers: on two cores more busy backends only contend
+	# for the same index pages (16 connections: 1,900/s; 4: 2,800/s;
+	# docs/performance.md, the pipeline).
 	printf '# seconds\tcompleted\n' >"$tl"
 	local peak_rss=0 r
 	while :; do
@@ -423,7 +428,7 @@ pipeline() {
 		"worker CPU $(awk -v c="$cpu" -v t="$TICK" -v s="$secs" 'BEGIN {printf "%.0f%%", 100 * c / t / s}') of one core;" \
 		"peak worker RSS $peak_rss kB; webhooks received $received (created_at -> receipt p50 $p50 ms, p99 $p99 ms)"
 	rec "pipeline_$workers" pipeline "$workers worker(s)" \
-		"env MOCK_SETTLE_MIN_MS=0 MOCK_SETTLE_MAX_MS=0 POLL_MIN_MS=0 POLL_MAX_MS=1 WORKER_CONCURRENCY=2048 DB_POOL_SIZE=$((16 / workers)) bin/rampart-worker (x$workers), $N payments seeded as the api writes them" \
+		"env MOCK_SETTLE_MIN_MS=0 MOCK_SETTLE_MAX_MS=0 POLL_MIN_MS=0 POLL_MAX_MS=1 WORKER_CONCURRENCY=2048 DB_POOL_SIZE=$((4 / workers)) bin/rampart-worker (x$workers), $N payments seeded as the api writes them" \
 		"{\"payments\":$N,\"seconds\":$secs,\"per_s\":$(awk -v n="$N" -v s="$secs" 'BEGIN {printf "%.1f", n / s}'),\"worker_cpu_s\":$(awk -v c="$cpu" -v t="$TICK" 'BEGIN {printf "%.2f", c / t}'),\"worker_peak_rss_kb\":$peak_rss,\"webhooks\":${received:-0},\"webhook_p50_ms\":${p50:-0},\"webhook_p99_ms\":${p99:-0},\"timeline\":\"pipeline-$workers.tsv\"}"
 	cp "$tl" "$TMP/out-pipeline-$workers.tsv"
 	psql_ -c "DELETE FROM webhook_attempts; DELETE FROM webhook_deliveries; DELETE FROM events;
@@ -454,7 +459,7 @@ API2_PID=$!
 remember_pid "$API2_PID" rampart-api TERM
 wait_http_200 "http://127.0.0.1:$API2_PORT/readyz" 30 "$API2_PID"
 ecmd=(env REDIS_PREFIX=e2e METRICS_LISTEN="127.0.0.1:$(random_free_port)" MOCK_SETTLE_MIN_MS=0
-	MOCK_SETTLE_MAX_MS=0 POLL_MIN_MS=0 POLL_MAX_MS=1 WORKER_CONCURRENCY=2048 DB_POOL_SIZE=16 LOG_LEVEL=warn bin/rampart-worker)
+	MOCK_SETTLE_MAX_MS=0 POLL_MIN_MS=0 POLL_MAX_MS=1 WORKER_CONCURRENCY=2048 DB_POOL_SIZE=4 LOG_LEVEL=warn bin/rampart-worker)
 setsid "${ecmd[@]}" >"$TMP/worker-e2e.log" 2>&1 &
 EW_PID=$!
 remember_pid "$EW_PID" rampart-worker TERM

@@ -42,7 +42,7 @@ run() {
 	for i in $(seq 1 "$workers"); do
 		setsid env REDIS_PREFIX="$prefix" METRICS_LISTEN="127.0.0.1:$(random_free_port)" \
 			MOCK_SETTLE_MIN_MS=0 MOCK_SETTLE_MAX_MS=0 POLL_MIN_MS=0 POLL_MAX_MS=1 \
-			WORKER_CONCURRENCY=2048 DB_POOL_SIZE=${BENCH_DB_POOL:-16} LOG_LEVEL=warn bin/rampart-worker >>"$TMP/worker-$prefix-$i.log" 2>&1 &
+			WORKER_CONCURRENCY=2048 DB_POOL_SIZE=${BENCH_DB_POOL:-4} LOG_LEVEL=warn bin/rampart-worker >>"$TMP/worker-$prefix-$i.log" 2>&1 &
 		pids+=($!)
 		remember_pid "$!" rampart-worker TERM
 	done
