@@ -46,6 +46,43 @@ static const char promote_lua[] =
 	"end\n"
 	"return #due\n";
 
+/* The horizon of the queue whose stream is KEYS[1], consumer group
+ * ARGV[1], delayed set KEYS[2]: the earliest of the XADD time (an ID's
+ * milliseconds) of the last entry handed to the group, if newer entries
+ * wait unread; of the oldest entry handed out and not yet acknowledged
+ * (XPENDING, among the first 100), leaving out those idle for ARGV[2] ms
+ * (the reclaim window: they are reclaimed, not waited for); and of the
+ * oldest delayed job's due time. -1 if none of the three exists (or there
+ * is no such group). */
+static const char horizon_lua[] =
+	"local function ms(id) return tonumber(string.match(id, '^(%d+)-')) end\n"
+	"local function seq(id) return tonumber(string.match(id, '-(%d+)$')) end\n"
+	"local h = -1\n"
+	"local function take(t) if t and (h < 0 or t < h) then h = t end end\n"
+	"local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[1])\n"
+	"if ok then\n"
+	"  for _, g in ipairs(groups) do\n"
+	"    local f = {}\n"
+	"    for i = 1, #g, 2 do f[g[i]] = g[i + 1] end\n"
+	"    if f['name'] == ARGV[1] then\n"
+	"      local last = f['last-delivered-id']\n"
+	"      local tail = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)\n"
+	"      if #tail > 0 then\n"
+	"        local t = tail[1][1]\n"
+	"        if ms(t) > ms(last) or (ms(t) == ms(last) and seq(t) > seq(last)) then\n"
+	"          take(ms(last))\n"
+	"        end\n"
+	"      end\n"
+	"      for _, e in ipairs(redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 100)) do\n"
+	"        if e[3] < tonumber(ARGV[2]) then take(ms(e[1])); break end\n"
+	"      end\n"
+	"    end\n"
+	"  end\n"
+	"end\n"
+	"local d = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')\n"
+	"if #d > 0 then take(tonumber(d[2])) end\n"
+	"return h\n";
+
 /* A job handed out (or about to be): one allocation holding the job and
  * its strings. Linked in the queue's in-flight list until settled. */
 struct jitem {
@@ -906,6 +943,41 @@ static void promote_send(struct jobq *q)
 	}
 	if (rds_command_argv(q->cmd, promote_cb, q, 8, argv, NULL, 0) == 0)
 		q->promoting = true;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Horizon                                                                  */
+/* ------------------------------------------------------------------------ */
+
+struct horizon_call {
+	jobq_horizon_cb cb;
+	void *arg;
+};
+
+static void horizon_cb(void *arg, redisReply *reply, const char *err)
+{
+	struct horizon_call *c = arg;
+	if (!err && reply->type != REDIS_REPLY_INTEGER)
+		err = "unexpected reply to the horizon script";
+	c->cb(c->arg, err ? -1 : reply->integer, err);
+	free(c);
+}
+
+int jobq_horizon(struct jobq *q, jobq_horizon_cb cb, void *arg)
+{
+	struct horizon_call *c = malloc(sizeof(*c));
+	if (!c)
+		return -1;
+	c->cb = cb;
+	c->arg = arg;
+	char idle[16];
+	snprintf(idle, sizeof(idle), "%d", q->claim_idle_ms);
+	const char *argv[] = {"EVAL", horizon_lua, "2", q->stream, q->delayed, q->group, idle};
+	if (rds_command_argv(q->cmd, horizon_cb, c, 7, argv, NULL, 0) != 0) {
+		free(c);
+		return -1;
+	}
+	return 0;
 }
 
 /* ------------------------------------------------------------------------ */

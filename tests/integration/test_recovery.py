@@ -11,7 +11,7 @@ from rampart_it import wait_for
 from test_worker import pay, stack, statuses, wait_terminal  # noqa: F401 (fixture)
 from webhook_it import add_event
 from test_webhook_daemon import attempts, delivery_state, hooks  # noqa: F401 (fixture)
-from worker_it import Worker, worker_env
+from worker_it import StubProvider, Worker, worker_env
 
 LONG_STALE = {"RELAY_STALE_SECONDS": 3600, "RELAY_OVERDUE_SECONDS": 2,
               "RELAY_INTERVAL_MS": 200}
@@ -45,6 +45,32 @@ def test_lost_first_jobs_are_requeued_when_overdue(stack, migrated, redis, workd
         assert "relayed a stalled payment" in w.stdout_path.read_text()
         _history_ok(migrated, ids)
     finally:
+        problems = w.stop_and_check()
+        assert not problems, problems
+
+
+def test_backlog_is_not_taken_for_lost_jobs(stack, migrated, redis, workdir):
+    # Payments whose jobs wait unread behind a backlog are overdue by their
+    # next_due_at, but nothing is lost: the overdue pass counts from the
+    # time up to which the queue has been read, and re-queues none of them
+    # (before, it queued every payment not reached within the overdue
+    # window again: duplicates for the compare-and-set to drop).
+    a, _ = stack(workers_n=0)
+    ids = [pay(a) for _ in range(12)]
+    provider = StubProvider(settle=0, delay=0.25).start()
+    w = Worker(worker_env(migrated, redis, a.prefix, {
+        **LONG_STALE, "RELAY_OVERDUE_SECONDS": 1, "RELAY_INTERVAL_MS": 100,
+        "WORKER_CONCURRENCY": 1, "PROVIDER": "http", "PROVIDER_BASE_URL": provider.url,
+        "POLL_MIN_MS": 0, "POLL_MAX_MS": 1}), workdir, f"worker-backlog-{a.prefix}").start()
+    try:
+        final = wait_terminal(migrated, ids, 60)
+        assert set(final.values()) == {"COMPLETED"}, final
+        log = w.stdout_path.read_text()
+        assert "relayed a stalled payment" not in log, \
+            [line for line in log.splitlines() if "relayed a stalled payment" in line][:3]
+        _history_ok(migrated, ids)
+    finally:
+        provider.stop()
         problems = w.stop_and_check()
         assert not problems, problems
 

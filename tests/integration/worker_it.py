@@ -108,12 +108,14 @@ class StubProvider:
     """Legs complete after `settle` seconds. mode: "ok"; "flaky" (the first
     `fail_times` calls of each kind answer 503, then normal); "slow" (the
     first `fail_times` calls sleep past the client's timeout); "down"
-    (always 500); "reject_offramp" (offramp initiate answers 422).
-    Records every request (method, path, Idempotency-Key)."""
+    (always 500); "reject_offramp" (offramp initiate answers 422). Every
+    answer waits `delay` seconds first. Records every request (method,
+    path, Idempotency-Key)."""
 
     def __init__(self, mode: str = "ok", settle: float = 0.1, fail_times: int = 2,
-                 sleep: float = 2.0):
+                 sleep: float = 2.0, delay: float = 0.0):
         self.mode, self.settle, self.fail_times, self.sleep = mode, settle, fail_times, sleep
+        self.delay = delay
         self.lock = threading.Lock()
         self.requests = []
         self.legs = {}       # ref -> (kind, created_at, idempotency key)
@@ -143,6 +145,8 @@ class StubProvider:
                 key = self.headers.get("Idempotency-Key")
                 with stub.lock:
                     stub.requests.append((method, self.path, key, body))
+                if stub.delay:
+                    time.sleep(stub.delay)
                 code, obj, hdrs = stub.answer(method, self.path, key, body)
                 if code == 0:
                     time.sleep(stub.sleep)
