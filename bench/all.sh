@@ -356,6 +356,9 @@ done
 # with no worker: the pipeline's worker would find them overdue and work
 # them too (24,780 of pgbench's, dead-lettered as malformed, halved the
 # one-worker figure of the 2026-12-07-0433 run). Not this step's work.
+# The api's key id, for section 3b's endpoint, first.
+KEYID=$(psql_ -tAc "SELECT api_key_id FROM payments WHERE api_key_id NOT IN ('bench', 'pipe') LIMIT 1")
+[ -n "$KEYID" ] || die "no payment made through the api"
 psql_ -c "DELETE FROM payments" >/dev/null
 cc -std=c11 -D_GNU_SOURCE -O2 -o "$TMP/receiver" bench/receiver.c -levent
 RPORT=$(random_free_port)
@@ -448,8 +451,6 @@ for w in 1 2; do pipeline "$w"; done
 # still holds the jobs of every payment made above), instant settlement; the
 # receiver measures from the payment's created_at (its POST's transaction) to
 # the receipt of its payment.completed webhook.
-KEYID=$(psql_ -tAc "SELECT api_key_id FROM payments WHERE api_key_id NOT IN ('bench', 'pipe') LIMIT 1")
-[ -n "$KEYID" ] || die "no payment made through the api"
 R2PORT=$(random_free_port)
 "$TMP/receiver" "$R2PORT" data >"$TMP/receiver2.out" 2>&1 &
 remember_pid "$!" receiver TERM

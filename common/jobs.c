@@ -46,14 +46,11 @@ static const char promote_lua[] =
 	"end\n"
 	"return #due\n";
 
-/* The horizon of the queue whose stream is KEYS[1], consumer group
- * ARGV[1], delayed set KEYS[2]: the earliest of the XADD time (an ID's
- * milliseconds) of the last entry handed to the group, if newer entries
- * wait unread; of the oldest entry handed out and not yet acknowledged
- * (XPENDING, among the first 100), leaving out those idle for ARGV[2] ms
- * (the reclaim window: they are reclaimed, not waited for); and of the
- * oldest delayed job's due time. -1 if none of the three exists (or there
- * is no such group). */
+/* Two of the horizon's three parts (jobq_horizon), for the stream KEYS[1]
+ * read by group ARGV[1] and the delayed set KEYS[2]: the earlier of the
+ * XADD time (an ID's milliseconds) of the last entry handed to the group,
+ * if newer entries wait unread, and of the oldest delayed job's due time;
+ * -1 if neither exists (or there is no such group). */
 static const char horizon_lua[] =
 	"local function ms(id) return tonumber(string.match(id, '^(%d+)-')) end\n"
 	"local function seq(id) return tonumber(string.match(id, '-(%d+)$')) end\n"
@@ -72,9 +69,6 @@ static const char horizon_lua[] =
 	"        if ms(t) > ms(last) or (ms(t) == ms(last) and seq(t) > seq(last)) then\n"
 	"          take(ms(last))\n"
 	"        end\n"
-	"      end\n"
-	"      for _, e in ipairs(redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 100)) do\n"
-	"        if e[3] < tonumber(ARGV[2]) then take(ms(e[1])); break end\n"
 	"      end\n"
 	"    end\n"
 	"  end\n"
@@ -950,6 +944,7 @@ static void promote_send(struct jobq *q)
 /* ------------------------------------------------------------------------ */
 
 struct horizon_call {
+	struct jobq *q;
 	jobq_horizon_cb cb;
 	void *arg;
 };
@@ -957,9 +952,26 @@ struct horizon_call {
 static void horizon_cb(void *arg, redisReply *reply, const char *err)
 {
 	struct horizon_call *c = arg;
+	struct jobq *q = c->q;
+	int64_t h = -1;
 	if (!err && reply->type != REDIS_REPLY_INTEGER)
 		err = "unexpected reply to the horizon script";
-	c->cb(c->arg, err ? -1 : reply->integer, err);
+	if (!err && q->freeing)
+		err = "job queue closing";
+	if (!err) {
+		h = reply->integer;
+		/* The third part: the oldest job in flight here. Not XPENDING:
+		 * entries whose acknowledgement a Redis restart lost are pending
+		 * there for the reclaim window without being worked on. */
+		struct jitem *it;
+		TAILQ_FOREACH(it, &q->items, link)
+		{
+			int64_t ms = strtoll(it->job.id, NULL, 10);
+			if (ms > 0 && (h < 0 || ms < h))
+				h = ms;
+		}
+	}
+	c->cb(c->arg, h, err);
 	free(c);
 }
 
@@ -968,12 +980,11 @@ int jobq_horizon(struct jobq *q, jobq_horizon_cb cb, void *arg)
 	struct horizon_call *c = malloc(sizeof(*c));
 	if (!c)
 		return -1;
+	c->q = q;
 	c->cb = cb;
 	c->arg = arg;
-	char idle[16];
-	snprintf(idle, sizeof(idle), "%d", q->claim_idle_ms);
-	const char *argv[] = {"EVAL", horizon_lua, "2", q->stream, q->delayed, q->group, idle};
-	if (rds_command_argv(q->cmd, horizon_cb, c, 7, argv, NULL, 0) != 0) {
+	const char *argv[] = {"EVAL", horizon_lua, "2", q->stream, q->delayed, q->group};
+	if (rds_command_argv(q->cmd, horizon_cb, c, 6, argv, NULL, 0) != 0) {
 		free(c);
 		return -1;
 	}

@@ -149,7 +149,7 @@ static void overdue_batch(struct worker *w)
 
 /* Overdue counts from the queue's horizon when that is earlier than now:
  * a payment due after the last job read (while later ones wait unread),
- * after the oldest job in flight, or after the oldest delayed job not yet
+ * after the oldest job in flight here, or after the oldest delayed job not yet
  * promoted may have its job waiting, not lost. Re-queueing it would only
  * make a duplicate for the compare-and-set to drop (20,000 payments queued
  * at once made 10,806 of them; docs/operations.md, Recovery). A lost job

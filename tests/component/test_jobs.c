@@ -520,6 +520,89 @@ static void test_dead(void **state)
 	env_free(&e);
 }
 
+struct hz {
+	bool done;
+	int64_t ms;
+	char err[128];
+};
+
+static void hz_cb(void *arg, int64_t ms, const char *err)
+{
+	struct hz *w = arg;
+	w->done = true;
+	w->ms = ms;
+	if (err)
+		snprintf(w->err, sizeof(w->err), "%s", err);
+}
+
+static int64_t horizon(struct env *e, struct jobq *q)
+{
+	struct hz w = {0};
+	assert_int_equal(jobq_horizon(q, hz_cb, &w), 0);
+	while (!w.done)
+		event_base_loop(e->base, EVLOOP_ONCE);
+	assert_string_equal(w.err, "");
+	return w.ms;
+}
+
+/* The horizon: the earliest of the last entry read while newer ones wait
+ * unread, the oldest one in flight here, the oldest delayed job; -1 when
+ * none of them exists. */
+static void test_horizon(void **state)
+{
+	struct env e;
+	struct rec rc = {.policy = P_HOLD};
+	struct jobq_opts o = {.max_inflight = 2, .batch = 10};
+	char id[16];
+	(void)state;
+	env_init(&e);
+	queue_new(&e, &rc, "c1", &o);
+	start_ready(&e, rc.q);
+	assert_int_equal(horizon(&e, rc.q), -1); /* nothing queued */
+	for (int i = 0; i < 5; i++) {
+		snprintf(id, sizeof(id), "pay_%d", i);
+		add_job(&e, id, "onramp");
+		pump(&e, 5); /* distinct milliseconds */
+	}
+	WAIT_FOR(&e, rc.count == 2, 3000);
+	assert_int_equal(rc.count, 2);
+	/* Two in flight, three unread: the oldest in flight. */
+	int64_t first = strtoll(rc.seen[0].id, NULL, 10);
+	assert_int_equal(horizon(&e, rc.q), first);
+	/* The first settled: the second is the oldest in flight (and the last
+	 * read, with three unread). */
+	jobq_ack(rc.q, rc.held[0]);
+	rc.held[0] = rc.held[1];
+	rc.nheld = 1;
+	WAIT_FOR(&e, rc.count == 3, 3000);
+	assert_int_equal(rc.count, 3);
+	assert_int_equal(horizon(&e, rc.q), strtoll(rc.seen[1].id, NULL, 10));
+	while (rc.count < 5) {
+		int before = rc.count;
+		settle_held(&rc);
+		WAIT_FOR(&e, rc.count > before, 3000);
+		assert_true(rc.count > before);
+	}
+	settle_held(&rc);
+	WAIT_FOR(&e, pending_count(&e) == 0, 3000);
+	assert_int_equal(horizon(&e, rc.q), -1); /* all read and settled */
+	/* An entry pending in Redis but not in flight here (its consumer died,
+	 * or a Redis restart lost its acknowledgement) does not count. */
+	jobq_stop_reading(rc.q);
+	pump(&e, 300); /* the blocked read comes back empty */
+	add_job(&e, "pay_ghost", "onramp");
+	rnode_free(raw(&e, "XREADGROUP", "GROUP", "workers", "ghost", "COUNT", "1", "STREAMS",
+		       e.stream, ">", NULL));
+	assert_int_equal(pending_count(&e), 1);
+	assert_int_equal(horizon(&e, rc.q), -1);
+	struct job_field f[] = {{"payment_id", "pay_late"}, {"step", "poll"}};
+	uint64_t due = (uint64_t)clock_wall_ms() + 60000;
+	assert_int_equal(jobs_add_delayed(e.r, e.delayed, due, f, 2, NULL, NULL), 0);
+	assert_int_equal(horizon(&e, rc.q), (int64_t)due);
+	jobq_free(rc.q);
+	env_free(&e);
+}
+
 /* With max_inflight 3, three jobs are out at most; settling resumes. */
 static void test_max_inflight(void **state)
 {
@@ -841,6 +924,7 @@ int main(void)
 		cmocka_unit_test(test_next),
 		cmocka_unit_test(test_dead),
 		cmocka_unit_test(test_max_inflight),
+		cmocka_unit_test(test_horizon),
 		cmocka_unit_test(test_stop_reading),
 		cmocka_unit_test(test_stop_mid_batch),
 		cmocka_unit_test(test_group_on_empty_prefix),

@@ -115,9 +115,8 @@ bool jobq_ready(const struct jobq *q);
 /* The queue's horizon, so that a job still waiting in the queue is not
  * taken for a lost one (the worker's overdue relay): cb gets the earliest
  * of the XADD time (unix ms) of the last entry the group has read, when
- * newer ones wait unread; of the oldest entry read and not yet
- * acknowledged (unless idle past the reclaim window: that one is
- * reclaimed); and of the oldest delayed job's due time. -1: none of these
+ * newer ones wait unread; of the oldest job in flight in this process;
+ * and of the oldest delayed job's due time. -1: none of these
  * (nothing waits or is in flight). Every job due before the horizon has
  * been read and settled, unless lost. One EVAL on the command connection;
  * returns -1 if it could not be sent (cb is not called). */
