@@ -33,7 +33,8 @@ make -j"$(nproc 2>/dev/null || echo 2)" >/dev/null
 PGBIN=$(pg_bindir)
 pg_init_cluster "$TMP/pg"
 PG_PORT=$(random_free_port)
-pg_start "$TMP/pg" "$PG_PORT" "$TMP/pg-sock" "$TMP/postgres.log"
+# shellcheck disable=SC2086 # a word list on purpose
+pg_start "$TMP/pg" "$PG_PORT" "$TMP/pg-sock" "$TMP/postgres.log" $PG_RUN_SETTINGS # make run's
 pg_create_db "$PG_PORT"
 REDIS_PORT=$(random_free_port)
 redis_start "$REDIS_PORT" "$TMP/redis" "$TMP/redis.log"

@@ -210,6 +210,12 @@ pg_init_cluster() {
 	}
 }
 
+# The settings of make run's (and make bench's) PostgreSQL beyond its defaults:
+# at a few thousand payments/s the default 1 GB of WAL between checkpoints
+# filled every 16-40 s, each checkpoint's full-page writes slowed commits
+# (docs/performance.md). Time-driven checkpoints, every 5 min, instead.
+PG_RUN_SETTINGS="-c max_wal_size=4GB"
+
 # Starts postgres from cluster $1 on 127.0.0.1:$2, socket dir $3, log $4, plus
 # extra "-c name=value" arguments; sets PG_PID and waits until it is ready.
 pg_start() {

@@ -82,7 +82,8 @@ if [ -z "${DATABASE_URL:-}" ]; then
 	fi
 	pg_init_cluster "$pg_base/pg"
 	claim_port PG_PORT 5432
-	pg_start "$pg_base/pg" "$PG_PORT" "$pg_base/pg-sock" "$RUN_DIR/postgres.log"
+	# shellcheck disable=SC2086 # a word list on purpose
+	pg_start "$pg_base/pg" "$PG_PORT" "$pg_base/pg-sock" "$RUN_DIR/postgres.log" $PG_RUN_SETTINGS
 	pg_create_db "$PG_PORT"
 	export DATABASE_URL="postgres://rampart@127.0.0.1:$PG_PORT/rampart"
 	pg_note="(private: data $pg_base/pg, log .run/postgres.log)"
