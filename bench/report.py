@@ -373,7 +373,7 @@ if "overload_2x" in R:
     md.append("")
     md.append("The api refuses `/v1/` requests at once with 503 `OVERLOADED` and `Retry-After: 1` "
               "while its database queue stands: every statement that finished in the last "
-              "`API_ADMISSION_INTERVAL_MS` (500) waited longer than `API_ADMISSION_TARGET_MS` (50) "
+              "`API_ADMISSION_INTERVAL_MS` (100) waited longer than `API_ADMISSION_TARGET_MS` (50) "
               "(docs/operations.md, admission control).")
     md.append("")
     md.append("| phase | offered req/s | 2xx | refused (non-2xx) | no answer / unsent | 2xx p50 / p99 ms | refused p50 / p99 ms | |")

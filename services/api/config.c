@@ -70,7 +70,7 @@ int api_config_load(struct api_config *c)
 		{"DB_POOL_SIZE", 4, 1, 64, &c->db_pool_size},
 		{"DB_QUERY_TIMEOUT_MS", 5000, 10, 600000, &c->db_timeout_ms},
 		{"API_ADMISSION_TARGET_MS", 50, 0, 600000, &c->admission_target_ms},
-		{"API_ADMISSION_INTERVAL_MS", 500, 1, 600000, &c->admission_interval_ms},
+		{"API_ADMISSION_INTERVAL_MS", 100, 1, 600000, &c->admission_interval_ms},
 		{"REDIS_TIMEOUT_MS", 2000, 10, 600000, &c->redis_timeout_ms},
 		{"API_KEY_CACHE_SECONDS", 30, 0, 86400, &c->key_cache_seconds},
 		{"SHUTDOWN_GRACE_SECONDS", 10, 0, 3600, &c->grace_seconds},
