@@ -63,7 +63,7 @@ for round in $(seq 1 "$ROUNDS"); do
 		>"$TMP/wrk.out" 2>&1 || { cat "$TMP/wrk.out" >&2; die "wrk failed"; }
 	sed 's/^/   /' "$TMP/wrk.out" | grep -E 'requests in|Requests/sec|99%|Non-2xx'
 	if grep -q "Non-2xx" "$TMP/wrk.out"; then
-		die "the api answered errors (quotes used up? raise BENCH_QUOTES_PER_ROUND)"
+		die "the api answered non-2xx: 503 OVERLOADED from admission control during a commit stall (docs/operations.md), or quotes used up (raise BENCH_QUOTES_PER_ROUND)"
 	fi
 	api_all+=("$(wrk_rps "$TMP/wrk.out")")
 	api_p99_all+=("$(wrk_pct "$TMP/wrk.out" 99%)")
