@@ -64,6 +64,9 @@ all_on_exit() {
 		/usr/bin/python3 bench/report.py "$REC" "$TMP" "$OUT" "$STAMP-partial" "$QUICK" \
 			$(($(date +%s) - T_START)) "$(nproc)" || true
 	fi
+	# Hand rc on as $?; without set +e a failing rc would end the shell
+	# right here (errexit inside the trap) and leave the servers running.
+	set +e
 	(exit "$rc")
 	bench_on_exit
 }
