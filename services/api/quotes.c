@@ -69,9 +69,9 @@ int quotes_init(struct loop *l)
 {
 	/* One batch in flight per loop: the quotes that arrive while it
 	 * commits ride in the next one (group commit). More in flight made
-	 * smaller batches and more commits: 4 in flight did 7,100-8,000
-	 * quotes/s where 1 did 8,000-8,900, alternating rounds at saturation
-	 * (docs/performance.md). */
+	 * smaller batches and more commits: 4 in flight did 7,016-8,250
+	 * quotes/s where 1 did 7,594-8,888, one ahead in every alternating
+	 * round at saturation (docs/performance.md). */
 	l->quote_insert = pg_batcher_new(l->pg, insert_sql, INSERT_COLS, 512, 1);
 	l->stmts[STMT_QUOTE_GET] = pg_prepare(l->pg, get_sql, 1);
 	if (!l->quote_insert || l->stmts[STMT_QUOTE_GET] < 0)
