@@ -120,6 +120,7 @@ struct loop {
 	struct http_server *http;
 	struct pg_pool *pg;
 	struct pg_batcher *quote_insert;
+	struct pg_batcher *payment_get;
 	struct rds *redis;
 	struct keycache *keys;
 	struct fees_loop *fees; /* fees.c: reply stream reader, waiting requests */

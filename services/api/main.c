@@ -167,6 +167,7 @@ static void loop_free(struct loop *l)
 		http_server_free(l->http);
 	fees_loop_free(l);
 	pg_batcher_free(l->quote_insert);
+	pg_batcher_free(l->payment_get);
 	pg_pool_free(l->pg);
 	rds_free(l->redis);
 	keycache_free(l->keys);

@@ -32,6 +32,88 @@
 /* SQL                                                                      */
 /* ------------------------------------------------------------------------ */
 
+/* Runs first, in the same transaction, when an Idempotency-Key was sent: an
+ * expired row of the key is replaced as if it had never been. */
+static const char idem_expire_sql[] = "DELETE FROM idempotency_keys"
+				      " WHERE api_key_id = $1 AND key = $2 AND expires_at <= now()";
+
+/* The key's row as of now (after a concurrent request committed it). */
+static const char idem_get_sql[] =
+	"SELECT request_hash, state, response_status, response_body, payment_id,"
+	" state = 'in_flight' AND created_at < now() - make_interval(secs => $3)"
+	" FROM idempotency_keys WHERE api_key_id = $1 AND key = $2 AND expires_at > now()";
+
+/* After the commit: the response a replay sends. */
+static const char idem_store_sql[] =
+	"UPDATE idempotency_keys SET state = 'complete', response_status = $3, response_body = $4"
+	" WHERE api_key_id = $1 AND key = $2 AND payment_id = $5";
+
+/* A payment as the columns payment_render() writes out, selected from the
+ * payments row alias a (a string literal) and history, the text of its
+ * "history" entries joined by commas (NULL = none). Rendering in C costs
+ * PostgreSQL less than building jsonb, and the api need not parse it. */
+/* clang-format off */
+#define PAYMENT_COLS(a, history)                                                       \
+	a ".id, " a ".status, " a ".quote_id, " a ".amount, " a ".currency, "          \
+	a ".payout_amount, " a ".payout_currency, trim_scale(" a ".exchange_rate)::text, " \
+	a ".platform_fee, " a ".onramp_fee, " a ".offramp_fee, " a ".total_fees, "     \
+	a ".chain, " a ".source_account, " a ".destination_account, "                  \
+	a ".metadata::text, " a ".failure_code, rampart_time_json(" a ".created_at), " \
+	"rampart_time_json(" a ".updated_at), " history
+/* clang-format on */
+enum {
+	PC_ID,
+	PC_STATUS,
+	PC_QUOTE_ID,
+	PC_AMOUNT,
+	PC_CURRENCY,
+	PC_PAYOUT_AMOUNT,
+	PC_PAYOUT_CURRENCY,
+	PC_RATE,
+	PC_PLATFORM_FEE,
+	PC_ONRAMP_FEE,
+	PC_OFFRAMP_FEE,
+	PC_TOTAL_FEES,
+	PC_CHAIN,
+	PC_SOURCE,
+	PC_DESTINATION,
+	PC_METADATA,
+	PC_FAILURE_CODE,
+	PC_CREATED,
+	PC_UPDATED,
+	PC_HISTORY,
+	PC_N
+};
+
+/* One "history" entry of the payment_history row alias h, as compact JSON
+ * text in the SPEC's key order (to_json escapes the strings). */
+/* clang-format off */
+#define HISTORY_ENTRY_SQL(h)                                                        \
+	"'{\"from_status\":' || coalesce(to_json(" h ".from_status)::text, 'null')" \
+	" || ',\"status\":' || to_json(" h ".to_status)::text"                      \
+	" || ',\"at\":\"' || rampart_time_json(" h ".created_at)"                   \
+	" || '\",\"reason\":' || coalesce(to_json(" h ".reason)::text, 'null') || '}'"
+/* A payment p's history, oldest first. */
+#define PAYMENT_HISTORY_SQL                                                         \
+	"(SELECT string_agg(" HISTORY_ENTRY_SQL("h") ", ',' ORDER BY h.id)"         \
+	" FROM payment_history h WHERE h.payment_id = p.id)"
+
+static const char get_sql[] =
+	"SELECT " PAYMENT_COLS("p", PAYMENT_HISTORY_SQL) " FROM payments p WHERE p.id = $1";
+
+/* GET /v1/payments/{id}: the lookups of one loop iteration in one statement,
+ * one result row per id in input order, all NULL where there is no payment.
+ * The array is read through a sub-select so that the planner cannot count
+ * its elements: with unnest($1) it could, each execution's own plan then
+ * looked cheaper than the generic one, and the server planned every batch
+ * anew (45% of its time under this load, docs/performance.md). */
+static const char get_batch_sql[] =
+	"SELECT x.* FROM unnest((SELECT $1::text[])) WITH ORDINALITY AS k(id, n)"
+	" LEFT JOIN LATERAL ("
+	"  SELECT " PAYMENT_COLS("p", PAYMENT_HISTORY_SQL) " FROM payments p WHERE p.id = k.id"
+	" ) x ON true ORDER BY k.n";
+/* clang-format on */
+
 /* Creates a payment in one statement, so one implicit transaction: consumes
  * the quote (single use: only one UPDATE can match used_at IS NULL, the
  * others wait for its row lock and then match nothing), inserts the payment
@@ -41,10 +123,11 @@
  * Sibling CTEs cannot read each other's rows through the tables, so the new
  * payment travels as the whole-row value "row" of the INSERT's RETURNING.
  * k is the key's row as of the statement's snapshot: when it exists the
- * quote is not touched. The last two columns groups say why nothing was
- * created: the quote as of the snapshot (NULL = no such quote; 'raced' =
- * it looked usable but another transaction consumed it meanwhile) and the
- * key's row.
+ * quote is not touched. One row: the new payment's id (NULL = nothing
+ * created); then why nothing was created: the quote as of the snapshot
+ * (NULL = no such quote; 'raced' = it looked usable but another transaction
+ * consumed it meanwhile) and the key's row (CREATE_KEY_COL); then the new
+ * payment (CREATE_PAYMENT_COL, PAYMENT_COLS).
  *
  *   $1 quote_id, $2 payment id, $3 event id, $4 api key id, $5 source_account,
  *   $6 destination_account, $7 metadata (json text or NULL), $8 amount or
@@ -75,7 +158,7 @@ static const char create_sql[] =
 	"), h AS ("
 	" INSERT INTO payment_history (payment_id, from_status, to_status)"
 	" SELECT (p.row).id, NULL, 'PENDING' FROM p"
-	" RETURNING payment_history AS row"
+	" RETURNING *"
 	"), e AS ("
 	" INSERT INTO events (id, type, payment_id, data)"
 	" SELECT $3, 'payment.pending', (p.row).id, rampart_payment_json(p.row) FROM p"
@@ -84,8 +167,7 @@ static const char create_sql[] =
 	" SELECT $4, $10, $11, (p.row).id, now() + interval '24 hours' FROM p"
 	" WHERE $10 IS NOT NULL"
 	")"
-	" SELECT (SELECT (rampart_payment_json(p.row) || jsonb_build_object('history',"
-	"   (SELECT jsonb_agg(rampart_history_json(h.row)) FROM h)))::text FROM p),"
+	" SELECT (SELECT (p.row).id FROM p),"
 	"  (SELECT CASE"
 	"   WHEN $8::bigint IS NOT NULL AND x.amount <> $8 THEN 'amount'"
 	"   WHEN $9::text IS NOT NULL AND $9 NOT IN (x.currency, x.payout_currency)"
@@ -94,46 +176,35 @@ static const char create_sql[] =
 	"   WHEN x.expires_at <= clock_timestamp() THEN 'expired'"
 	"   ELSE 'raced' END"
 	"   FROM quotes x WHERE x.id = $1),"
-	"  k.request_hash, k.state, k.response_status, k.response_body, k.payment_id, k.stale"
-	" FROM (VALUES (1)) AS one LEFT JOIN k ON true";
-#define CREATE_PARAMS 12
-
-/* Runs first, in the same transaction, when an Idempotency-Key was sent: an
- * expired row of the key is replaced as if it had never been. */
-static const char idem_expire_sql[] = "DELETE FROM idempotency_keys"
-				      " WHERE api_key_id = $1 AND key = $2 AND expires_at <= now()";
-
-/* The key's row as of now (after a concurrent request committed it). */
-static const char idem_get_sql[] =
-	"SELECT request_hash, state, response_status, response_body, payment_id,"
-	" state = 'in_flight' AND created_at < now() - make_interval(secs => $3)"
-	" FROM idempotency_keys WHERE api_key_id = $1 AND key = $2 AND expires_at > now()";
-
-/* After the commit: the response a replay sends. */
-static const char idem_store_sql[] =
-	"UPDATE idempotency_keys SET state = 'complete', response_status = $3, response_body = $4"
-	" WHERE api_key_id = $1 AND key = $2 AND payment_id = $5";
-
-/* One payment with its history, in one round trip. */
-static const char get_sql[] =
-	"SELECT (rampart_payment_json(p) || jsonb_build_object('history', coalesce("
-	" (SELECT jsonb_agg(rampart_history_json(h) ORDER BY h.id) FROM payment_history h"
-	"  WHERE h.payment_id = p.id), '[]')))::text"
-	" FROM payments p WHERE p.id = $1";
+	/* clang-format off */
+	"  k.request_hash, k.state, k.response_status, k.response_body, k.payment_id, k.stale,"
+	"  " PAYMENT_COLS("n", "(SELECT string_agg(" HISTORY_ENTRY_SQL("h") ", ',') FROM h)")
+	" FROM (VALUES (1)) AS one LEFT JOIN k ON true"
+	" LEFT JOIN (SELECT (p.row).* FROM p) AS n ON true";
+/* clang-format on */
+#define CREATE_PARAMS	   12
+#define CREATE_KEY_COL	   2 /* k's columns (answer_from_key) */
+#define CREATE_PAYMENT_COL 8 /* the new payment's (PAYMENT_COLS) */
 
 /* A page of payments, newest first, after the starting_after payment ($2,
- * NULL = from the newest). One row: whether the cursor exists, and the page
- * as a JSON array. $1 = page size + 1 (to learn has_more). The status
- * variant orders by status too, which the equality makes a no-op, so that
- * payments_by_status serves it even with a generic plan. */
-#define LIST_SQL(where, order)                                                                \
-	"WITH c AS (SELECT created_at, id FROM payments WHERE id = $2)"                       \
-	" SELECT $2::text IS NULL OR EXISTS (SELECT 1 FROM c),"                               \
-	" coalesce((SELECT jsonb_agg(rampart_payment_json(s.p)"                               \
-	"  ORDER BY (s.p).created_at DESC, (s.p).id DESC) FROM ("                             \
-	"   SELECT p FROM payments p WHERE " where " (p.created_at, p.id) < ("                \
-	"    SELECT coalesce(max(c.created_at), 'infinity'), coalesce(max(c.id), '') FROM c)" \
-	"   ORDER BY " order " p.created_at DESC, p.id DESC LIMIT $1) s), '[]')::text"
+ * NULL = from the newest): one row per payment, each with whether the cursor
+ * exists first, then the payment's columns (PAYMENT_COLS, without history);
+ * one row of NULL columns for an empty page. $1 = page size + 1 (to learn
+ * has_more). The status variant orders by status too, which the equality
+ * makes a no-op, so that payments_by_status serves it even with a generic
+ * plan. */
+#define LIST_SQL(where, order)                                                                    \
+	"WITH c AS (SELECT created_at, id FROM payments WHERE id = $2)"                           \
+	" SELECT $2::text IS NULL OR EXISTS (SELECT 1 FROM c), s.*"                               \
+	" FROM (VALUES (1)) AS one LEFT JOIN LATERAL ("                                           \
+	"  SELECT " PAYMENT_COLS("p", "NULL") ", p.created_at AS at_, p.id AS id_"                \
+					      "  FROM payments p WHERE " where                    \
+					      " (p.created_at, p.id) < ("                         \
+					      "   SELECT coalesce(max(c.created_at), "            \
+					      "'infinity'), coalesce(max(c.id), '') FROM c)"      \
+					      "  ORDER BY " order                                 \
+					      " p.created_at DESC, p.id DESC LIMIT $1) s ON true" \
+					      " ORDER BY s.at_ DESC, s.id_ DESC"
 static const char list_sql[] = LIST_SQL("", "");
 static const char list_status_sql[] = LIST_SQL("p.status = $3 AND", "p.status,");
 
@@ -156,6 +227,13 @@ int payments_init(struct loop *l)
 	for (int s = STMT_PAYMENT_CREATE; s <= STMT_PAYMENT_LIST_STATUS; s++)
 		if (l->stmts[s] < 0)
 			return -1;
+	/* GETs batch like quote inserts (quotes.c), one batch in flight per
+	 * loop: at saturation 1 did 9,910-10,633 GETs/s where 2 did
+	 * 8,159-8,913 and one statement per GET 8,507-9,274 (before generic
+	 * plans; docs/performance.md). */
+	l->payment_get = pg_batcher_new(pg, get_batch_sql, 1, 256, 1);
+	if (!l->payment_get)
+		return -1;
 	m_created = metrics_counter("rampart_payments_created_total", "Payments created", "");
 	m_replayed = metrics_counter("rampart_payment_replays_total",
 				     "POST /v1/payments answered from an Idempotency-Key", "");
@@ -173,85 +251,135 @@ static void reply_db_down(struct http_req *r, const char *what, const char *err)
 	http_reply_error(r, 503, "SERVICE_UNAVAILABLE", NULL, "database unavailable");
 }
 
-/* A new object with src's members, those named in keys first and in that
- * order, then the others as they come. New reference, NULL on OOM. */
-static json_t *json_ordered(json_t *src, const char *const *keys)
+/* Appends v as a JSON string (quoted; '"', '\\' and control characters
+ * escaped as jansson does), or null for NULL. Writes at most
+ * JSON_STR_MAX(strlen(v)) bytes. */
+#define JSON_STR_MAX(n) (6 * (n) + 2)
+static char *put_str(char *o, const char *v)
 {
-	json_t *out = json_object();
-	const char *k;
-	json_t *v;
-	if (!out)
-		return NULL;
-	for (; *keys; keys++)
-		if ((v = json_object_get(src, *keys)))
-			json_object_set(out, *keys, v);
-	json_object_foreach(src, k, v)
-	{
-		if (!json_object_get(out, k))
-			json_object_set(out, k, v);
+	static const char hex[] = "0123456789ABCDEF";
+	if (!v) {
+		memcpy(o, "null", 4);
+		return o + 4;
 	}
-	return out;
-}
-
-/* PostgreSQL's jsonb orders keys by length; clients read payments more
- * easily in the SPEC's order. Returns a new reference, NULL on OOM. */
-static json_t *payment_ordered(json_t *p)
-{
-	static const char *const keys[] = {
-		"id",
-		"status",
-		"quote_id",
-		"amount",
-		"currency",
-		"payout_amount",
-		"payout_currency",
-		"exchange_rate",
-		"fees",
-		"chain",
-		"source_account",
-		"destination_account",
-		"metadata",
-		"failure_code",
-		"created_at",
-		"updated_at",
-		"history",
-		NULL,
-	};
-	static const char *const fee_keys[] = {"platform_fee", "onramp_fee", "offramp_fee",
-					       "total_fees",   "currency",   NULL};
-	static const char *const hist_keys[] = {"from_status", "status", "at", "reason", NULL};
-	json_t *out = json_ordered(p, keys);
-	json_t *fees = out ? json_object_get(out, "fees") : NULL;
-	json_t *hist = out ? json_object_get(out, "history") : NULL;
-	size_t i;
-	json_t *v;
-	if (json_is_object(fees))
-		json_object_set_new(out, "fees", json_ordered(fees, fee_keys));
-	if (json_is_array(hist)) {
-		json_t *h = json_array();
-		json_array_foreach(hist, i, v)
-		{
-			json_array_append_new(h, json_is_object(v) ? json_ordered(v, hist_keys)
-								   : json_incref(v));
+	*o++ = '"';
+	for (const unsigned char *c = (const unsigned char *)v; *c; c++) {
+		const char *esc = *c == '"'    ? "\\\""
+				  : *c == '\\' ? "\\\\"
+				  : *c == '\b' ? "\\b"
+				  : *c == '\f' ? "\\f"
+				  : *c == '\n' ? "\\n"
+				  : *c == '\r' ? "\\r"
+				  : *c == '\t' ? "\\t"
+					       : NULL;
+		if (esc) {
+			*o++ = esc[0];
+			*o++ = esc[1];
+		} else if (*c < 0x20) {
+			memcpy(o, "\\u00", 4);
+			o[4] = hex[*c >> 4];
+			o[5] = hex[*c & 15];
+			o += 6;
+		} else {
+			*o++ = (char)*c;
 		}
-		json_object_set_new(out, "history", h);
 	}
-	return out;
+	*o++ = '"';
+	return o;
 }
 
-/* The text of a payment (jsonb text from PostgreSQL) as sent to clients:
- * compact, keys in the SPEC's order. Falls back to PostgreSQL's own text,
- * valid JSON too, if it cannot be re-rendered (out of memory). Caller frees. */
-static char *payment_text(const char *pg_json, size_t *len)
+static char *put_raw(char *o, const char *v, size_t n)
 {
-	json_t *v = json_loads(pg_json, JSON_DECODE_ANY, NULL);
-	json_t *o = json_is_object(v) ? payment_ordered(v) : NULL;
-	char *s = o ? jv_dump(o, len) : NULL;
-	json_decref(o);
-	json_decref(v);
-	if (!s && (s = strdup(pg_json)))
-		*len = strlen(s);
-	return s;
+	memcpy(o, v, n);
+	return o + n;
+}
+#define PUT(o, lit) put_raw(o, lit, sizeof(lit) - 1)
+
+/* Appends an integer column's text, or null. */
+static char *put_num(char *o, const char *v)
+{
+	return v ? put_raw(o, v, strlen(v)) : PUT(o, "null");
+}
+
+/* The payment in row of res, its PAYMENT_COLS from column col, as sent to
+ * clients: compact JSON, keys in the SPEC's order, "history" last when
+ * history is set. NULL on OOM; caller frees. */
+static char *payment_render(const PGresult *res, int row, int col, bool history, size_t *len)
+{
+	const char *v[PC_N];
+	size_t need = 512; /* keys and punctuation */
+	for (int i = 0; i < PC_N; i++) {
+		v[i] = PQgetisnull(res, row, col + i) ? NULL : PQgetvalue(res, row, col + i);
+		need += JSON_STR_MAX((size_t)PQgetlength(res, row, col + i));
+	}
+	/* metadata is jsonb text ({"k": "v"}): re-dumped compactly unless empty. */
+	char *meta = NULL;
+	if (v[PC_METADATA] && strcmp(v[PC_METADATA], "{}") != 0) {
+		json_t *m = json_loads(v[PC_METADATA], JSON_DECODE_ANY, NULL);
+		size_t mlen;
+		meta = m ? jv_dump(m, &mlen) : NULL;
+		json_decref(m);
+		if (!meta)
+			return NULL;
+		need += mlen;
+	}
+	char *out = malloc(need), *o = out;
+	if (!out) {
+		free(meta);
+		return NULL;
+	}
+	o = PUT(o, "{\"id\":");
+	o = put_str(o, v[PC_ID]);
+	o = PUT(o, ",\"status\":");
+	o = put_str(o, v[PC_STATUS]);
+	o = PUT(o, ",\"quote_id\":");
+	o = put_str(o, v[PC_QUOTE_ID]);
+	o = PUT(o, ",\"amount\":");
+	o = put_num(o, v[PC_AMOUNT]);
+	o = PUT(o, ",\"currency\":");
+	o = put_str(o, v[PC_CURRENCY]);
+	o = PUT(o, ",\"payout_amount\":");
+	o = put_num(o, v[PC_PAYOUT_AMOUNT]);
+	o = PUT(o, ",\"payout_currency\":");
+	o = put_str(o, v[PC_PAYOUT_CURRENCY]);
+	o = PUT(o, ",\"exchange_rate\":");
+	o = put_str(o, v[PC_RATE]);
+	o = PUT(o, ",\"fees\":{\"platform_fee\":");
+	o = put_num(o, v[PC_PLATFORM_FEE]);
+	o = PUT(o, ",\"onramp_fee\":");
+	o = put_num(o, v[PC_ONRAMP_FEE]);
+	o = PUT(o, ",\"offramp_fee\":");
+	o = put_num(o, v[PC_OFFRAMP_FEE]);
+	o = PUT(o, ",\"total_fees\":");
+	o = put_num(o, v[PC_TOTAL_FEES]);
+	o = PUT(o, ",\"currency\":");
+	o = put_str(o, v[PC_CURRENCY]);
+	o = PUT(o, "},\"chain\":");
+	o = put_str(o, v[PC_CHAIN]);
+	o = PUT(o, ",\"source_account\":");
+	o = put_str(o, v[PC_SOURCE]);
+	o = PUT(o, ",\"destination_account\":");
+	o = put_str(o, v[PC_DESTINATION]);
+	o = PUT(o, ",\"metadata\":");
+	o = meta ? put_raw(o, meta, strlen(meta)) : v[PC_METADATA] ? PUT(o, "{}") : PUT(o, "null");
+	o = PUT(o, ",\"failure_code\":");
+	o = put_str(o, v[PC_FAILURE_CODE]);
+	o = PUT(o, ",\"created_at\":");
+	o = put_str(o, v[PC_CREATED]);
+	o = PUT(o, ",\"updated_at\":");
+	o = put_str(o, v[PC_UPDATED]);
+	if (history) {
+		/* compact JSON objects already (HISTORY_ENTRY_SQL) */
+		o = PUT(o, ",\"history\":[");
+		if (v[PC_HISTORY])
+			o = put_raw(o, v[PC_HISTORY], strlen(v[PC_HISTORY]));
+		o = PUT(o, "]");
+	}
+	o = PUT(o, "}");
+	*o = '\0';
+	*len = (size_t)(o - out);
+	free(meta);
+	return out;
 }
 
 /* Replies with a payment's text (owned by the caller). */
@@ -342,7 +470,7 @@ static void stale_get_done(void *arg, const PGresult *res, const char *err)
 	} else if (PQntuples(res) != 1) {
 		http_reply_error(pc->r, 409, "IDEMPOTENCY_KEY_IN_USE", NULL,
 				 "a request with this Idempotency-Key is still in progress");
-	} else if (!(text = payment_text(PQgetvalue(res, 0, 0), &len))) {
+	} else if (!(text = payment_render(res, 0, 0, true, &len))) {
 		http_reply_error(pc->r, 503, "SERVICE_UNAVAILABLE", NULL, "out of memory");
 	} else {
 		replay_headers(pc);
@@ -455,7 +583,7 @@ static void idem_store_done(void *arg, const PGresult *res, const char *err)
  * replays (both at once), then answer 202. Neither failing undoes the
  * payment: the relay re-enqueues stalled PENDING payments, and a key whose
  * response was not stored replays the payment's current state. */
-static void created(struct pay_create *pc, const char *pg_json)
+static void created(struct pay_create *pc, const PGresult *res)
 {
 	struct loop *l = pc->l;
 	char stream[256];
@@ -463,7 +591,7 @@ static void created(struct pay_create *pc, const char *pg_json)
 	metric_inc(m_created);
 	log_event(LOG_INFO, "payment created", LF_S("request_id", pc->request_id),
 		  LF_S("payment_id", pc->pay_id), LF_S("quote_id", pc->quote_id));
-	pc->body = payment_text(pg_json, &pc->body_len);
+	pc->body = payment_render(res, 0, CREATE_PAYMENT_COL, true, &pc->body_len);
 	if (!pc->body) {
 		http_reply_error(pc->r, 503, "SERVICE_UNAVAILABLE", NULL, "out of memory");
 		create_free(pc);
@@ -539,7 +667,7 @@ static void create_result(struct pay_create *pc, const PGresult *res, const char
 		return;
 	}
 	if (!PQgetisnull(res, 0, 0)) {
-		created(pc, PQgetvalue(res, 0, 0));
+		created(pc, res);
 		return;
 	}
 	const char *qs = PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1);
@@ -548,8 +676,8 @@ static void create_result(struct pay_create *pc, const PGresult *res, const char
 		 : strcmp(qs, "currency") == 0 ? QS_CURRENCY_MISMATCH
 		 : strcmp(qs, "expired") == 0  ? QS_EXPIRED
 					       : QS_USED; /* "used", or "raced" */
-	if (!PQgetisnull(res, 0, 2))
-		answer_from_key(pc, res, 2);
+	if (!PQgetisnull(res, 0, CREATE_KEY_COL))
+		answer_from_key(pc, res, CREATE_KEY_COL);
 	else if (pc->has_key)
 		idem_lookup(pc);
 	else
@@ -721,7 +849,7 @@ done:
 /* GET /v1/payments/{id}                                                    */
 /* ------------------------------------------------------------------------ */
 
-static void get_done(void *arg, const PGresult *res, const char *err)
+static void get_done(void *arg, const PGresult *res, int row, const char *err)
 {
 	struct http_req *r = arg;
 	size_t len = 0;
@@ -730,12 +858,12 @@ static void get_done(void *arg, const PGresult *res, const char *err)
 		reply_db_down(r, "payment lookup failed", err);
 		return;
 	}
-	if (PQntuples(res) != 1) {
+	if (row < 0 || PQgetisnull(res, row, PC_ID)) {
 		http_reply_error(r, 404, "PAYMENT_NOT_FOUND", "id", "no payment %s",
 				 http_req_param(r, "id"));
 		return;
 	}
-	text = payment_text(PQgetvalue(res, 0, 0), &len);
+	text = payment_render(res, row, 0, true, &len);
 	if (!text) {
 		http_reply_error(r, 503, "SERVICE_UNAVAILABLE", NULL, "out of memory");
 		return;
@@ -763,7 +891,7 @@ void payments_get(struct http_req *r, void *arg)
 	if (!id)
 		return;
 	const char *params[] = {id};
-	if (pg_exec(l->pg, l->stmts[STMT_PAYMENT_GET], params, get_done, r) != 0)
+	if (pg_batcher_add(l->payment_get, params, get_done, r) != 0)
 		http_reply_error(r, 503, "SERVICE_UNAVAILABLE", NULL, "database unavailable");
 }
 
@@ -786,7 +914,8 @@ static void list_done(void *arg, const PGresult *res, const char *err)
 		reply_db_down(r, "payment list failed", err);
 		return;
 	}
-	if (PQntuples(res) != 1) {
+	int n = PQntuples(res);
+	if (n < 1) {
 		reply_db_down(r, "payment list failed", "unexpected result");
 		return;
 	}
@@ -795,35 +924,36 @@ static void list_done(void *arg, const PGresult *res, const char *err)
 				 http_req_query(r, "starting_after"));
 		return;
 	}
-	json_t *page = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
-	json_t *data = json_array();
-	json_t *out = NULL;
-	char *text = NULL;
-	size_t len = 0, i;
-	json_t *v;
-	if (!json_is_array(page) || !data)
-		goto oom;
-	bool has_more = json_array_size(page) > (size_t)limit;
-	json_array_foreach(page, i, v)
-	{
-		if (i == (size_t)limit)
+	if (PQgetisnull(res, 0, 1 + PC_ID))
+		n = 0; /* the one row of an empty page */
+	bool has_more = n > limit;
+	if (has_more)
+		n = limit;
+	/* {"object":"list","data":[...],"has_more":...}, as jansson wrote it */
+	char *item[LIST_LIMIT_MAX];
+	size_t ilen[LIST_LIMIT_MAX], total = 64;
+	int made = 0;
+	for (; made < n; made++) {
+		if (!(item[made] = payment_render(res, made, 1, false, &ilen[made])))
 			break;
-		json_t *o = payment_ordered(v);
-		if (!o || json_array_append_new(data, o) != 0)
-			goto oom;
+		total += ilen[made] + 1;
 	}
-	out = json_pack("{s:s, s:O, s:b}", "object", "list", "data", data, "has_more", has_more);
-	if (!out || !(text = jv_dump(out, &len)))
-		goto oom;
-	http_reply_raw(r, 200, "application/json", text, len);
-	goto done;
-oom:
-	http_reply_error(r, 503, "SERVICE_UNAVAILABLE", NULL, "out of memory");
-done:
+	char *text = made == n ? malloc(total) : NULL;
+	if (text) {
+		char *o = PUT(text, "{\"object\":\"list\",\"data\":[");
+		for (int i = 0; i < n; i++) {
+			if (i)
+				*o++ = ',';
+			o = put_raw(o, item[i], ilen[i]);
+		}
+		o = has_more ? PUT(o, "],\"has_more\":true}") : PUT(o, "],\"has_more\":false}");
+		http_reply_raw(r, 200, "application/json", text, (size_t)(o - text));
+	} else {
+		http_reply_error(r, 503, "SERVICE_UNAVAILABLE", NULL, "out of memory");
+	}
 	free(text);
-	json_decref(out);
-	json_decref(data);
-	json_decref(page);
+	for (int i = 0; i < made; i++)
+		free(item[i]);
 }
 
 static bool status_valid(const char *s)

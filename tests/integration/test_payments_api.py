@@ -3,6 +3,7 @@ against a quote (single use, atomic with history and outbox event), the first
 job in Redis, Idempotency-Key, listing with keyset pagination, bad input
 (SPEC 4, 5, 7). No worker runs here: payments stay PENDING."""
 
+import http.client
 import json
 import re
 import threading
@@ -175,6 +176,97 @@ def test_get_payment(api):
     r = api.get(f"/v1/payments/{p['id']}")
     assert r.status == 200, f"{r.status} {r.body!r}"
     assert r.body == p, f"GET differs from POST:\n{r.body}\n{p}"
+
+
+SPEC_ORDER = ["id", "status", "quote_id", "amount", "currency", "payout_amount",
+              "payout_currency", "exchange_rate", "fees", "chain", "source_account",
+              "destination_account", "metadata", "failure_code", "created_at", "updated_at"]
+FEE_ORDER = ["platform_fee", "onramp_fee", "offramp_fee", "total_fees", "currency"]
+HISTORY_ORDER = ["from_status", "status", "at", "reason"]
+# Strings JSON must escape, and UTF-8 it must pass through.
+AWKWARD = 'quote " backslash \\ slash / nl \n tab \t cr \r ctl \u0001\u001f é€😀 </script>'
+
+
+def raw_get(port: int, path: str) -> bytes:
+    """The raw body of a 200 GET."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+    try:
+        conn.request("GET", path, headers={"Authorization": f"Bearer {STATIC_KEYS[0]}"})
+        r = conn.getresponse()
+        body = r.read()
+        assert r.status == 200, f"GET {path}: {r.status} {body!r}"
+        return body
+    finally:
+        conn.close()
+
+
+def compact(v) -> bytes:
+    """v as compact JSON, \\u escapes in upper case as the api writes them."""
+    text = json.dumps(v, separators=(",", ":"), ensure_ascii=False).encode()
+    return re.sub(rb"\\u([0-9a-f]{4})", lambda m: b"\\u" + m.group(1).upper(), text)
+
+
+def keys_in_order(raw: bytes) -> list:
+    """The payment's keys as the text has them (json.loads keeps order)."""
+    return list(json.loads(raw))
+
+
+def test_payment_text_is_compact_in_spec_order_and_escaped(api, migrated):
+    """The api writes payments itself from the row's columns (no jsonb, no
+    re-parse): POST and GET answer the same bytes, compact, in the SPEC's key
+    order, with awkward strings escaped so they read back unchanged."""
+    meta = {"note": AWKWARD, "nested": {"list": [1, "two", None, True]}, "n": -3}
+    q = new_quote(api)
+    body = pay_body(q, metadata=meta)
+    body["source_account"] = "acct " + AWKWARD[:40]
+    r = request(api.port, "POST", "/v1/payments", json_body=body)
+    assert r.status == 202, f"{r.status} {r.body!r}"
+    pid = r.body["id"]
+    got = raw_get(api.port, f"/v1/payments/{pid}")
+    assert json.loads(got) == r.body, f"GET differs from POST:\n{got!r}\n{r.body!r}"
+    assert keys_in_order(got) == SPEC_ORDER + ["history"], keys_in_order(got)
+    p = json.loads(got)
+    assert list(p["fees"]) == FEE_ORDER, p["fees"]
+    assert list(p["history"][0]) == HISTORY_ORDER, p["history"]
+    assert p["metadata"] == meta and p["source_account"] == body["source_account"], p
+    assert got == compact(p), f"not compact: {got!r}"
+
+    # A history entry written by the worker, with a reason to escape.
+    migrated.psql("INSERT INTO payment_history (payment_id, from_status, to_status, reason) "
+                  f"VALUES ('{pid}', 'PENDING', 'FAILED', "
+                  f"E'{AWKWARD.replace(chr(92), chr(92) * 2).replace(chr(39), chr(92) + chr(39))}')")
+    h = json.loads(raw_get(api.port, f"/v1/payments/{pid}"))["history"]
+    assert [(e["from_status"], e["status"]) for e in h] == [(None, "PENDING"),
+                                                           ("PENDING", "FAILED")], h
+    assert h[1]["reason"] == AWKWARD and list(h[1]) == HISTORY_ORDER, h[1]
+
+    # The list writes the same text, without history.
+    page = raw_get(api.port, "/v1/payments?limit=100")
+    assert list(json.loads(page)) == ["object", "data", "has_more"], page[:80]
+    item = [x for x in json.loads(page)["data"] if x["id"] == pid]
+    assert item and list(item[0]) == SPEC_ORDER, item
+    assert item[0] == {k: v for k, v in p.items() if k != "history"}, item
+    assert compact(item[0]) in page, page
+
+
+def test_concurrent_gets_each_answer_their_own_id(api):
+    """Lookups of one loop iteration share a statement: each request still
+    gets its own payment, and unknown ids their own 404, in any mix."""
+    made = {}
+    for _ in range(8):
+        p = created(api)
+        made[p["id"]] = p
+    ids = list(made) * 4 + [f"pay_{uuid.uuid4()}" for _ in range(16)]
+
+    def get(i):
+        return ids[i], api.get(f"/v1/payments/{ids[i]}")
+
+    for pid, r in concurrently(len(ids), get):
+        if pid in made:
+            assert r.status == 200 and r.body == made[pid], f"{pid}: {r.status} {r.body!r}"
+        else:
+            check_error(r, 404, "PAYMENT_NOT_FOUND")
+            assert pid in r.error()["message"], r.body
 
 
 def test_get_unknown_payment_is_404(api):

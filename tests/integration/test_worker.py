@@ -2,6 +2,7 @@
 machine end to end, failures and refunds, crash and restart recovery, the
 http provider against a loopback stub, the relay, quote cleanup."""
 
+import json
 import threading
 import time
 import uuid
@@ -104,6 +105,11 @@ def test_onramp_failure_is_failed(stack, migrated):
     p = history(a, pid)
     assert p["status"] == "FAILED" and p["failure_code"] == "ONRAMP_FAILED", p
     assert [h["status"] for h in p["history"]] == ["PENDING", "ONRAMP_PENDING", "FAILED"]
+    # The api writes the payment from its columns, the worker's events carry
+    # rampart_payment_json: the last event and the answer agree on every field.
+    last = migrated.psql("SELECT data::text FROM events WHERE payment_id = "
+                         f"'{pid}' ORDER BY seq DESC LIMIT 1")
+    assert json.loads(last) == {k: v for k, v in p.items() if k != "history"}, (last, p)
 
 
 def test_offramp_failure_is_refunded(stack, migrated):
