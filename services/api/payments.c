@@ -307,10 +307,12 @@ static char *put_num(char *o, const char *v)
 static char *payment_render(const PGresult *res, int row, int col, bool history, size_t *len)
 {
 	const char *v[PC_N];
-	size_t need = 512; /* keys and punctuation */
+	/* The keys and punctuation take 303 bytes; each value at most
+	 * JSON_STR_MAX of its length, or 4 as null; currency is written twice. */
+	size_t need = 512 + JSON_STR_MAX((size_t)PQgetlength(res, row, col + PC_CURRENCY));
 	for (int i = 0; i < PC_N; i++) {
 		v[i] = PQgetisnull(res, row, col + i) ? NULL : PQgetvalue(res, row, col + i);
-		need += JSON_STR_MAX((size_t)PQgetlength(res, row, col + i));
+		need += JSON_STR_MAX((size_t)PQgetlength(res, row, col + i)) + 4;
 	}
 	/* metadata is jsonb text ({"k": "v"}): re-dumped compactly unless empty. */
 	char *meta = NULL;
