@@ -381,8 +381,7 @@ static struct metric *dropped_counter(void)
 
 /* ---- JSON output into an evbuffer, without allocating ---- */
 
-/* Appends s as a JSON string; invalid UTF-8 becomes U+FFFD. */
-static void evb_json_str(struct evbuffer *b, const char *s)
+void http_json_str(struct evbuffer *b, const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s, *run = p;
 
@@ -791,12 +790,12 @@ void http_reply_error(struct http_req *r, int status, const char *code, const ch
 
 	out = evhttp_request_get_output_buffer(r->req);
 	evbuffer_add(out, "{\"error\":{\"code\":", 17);
-	evb_json_str(out, code);
+	http_json_str(out, code);
 	evbuffer_add(out, ",\"message\":", 11);
-	evb_json_str(out, msg);
+	http_json_str(out, msg);
 	if (param != NULL && param[0] != '\0') {
 		evbuffer_add(out, ",\"param\":", 9);
-		evb_json_str(out, param);
+		http_json_str(out, param);
 	}
 	evbuffer_add(out, "}}", 2);
 	req_send(r, status, "application/json");

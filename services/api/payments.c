@@ -1,5 +1,6 @@
 /* payments.c - POST /v1/payments, GET /v1/payments/{id}, GET /v1/payments:
  * payments against rate-locked quotes, with Idempotency-Key (SPEC 4). */
+#include <event2/buffer.h>
 #include <inttypes.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -251,136 +252,119 @@ static void reply_db_down(struct http_req *r, const char *what, const char *err)
 	http_reply_error(r, 503, "SERVICE_UNAVAILABLE", NULL, "database unavailable");
 }
 
-/* Appends v as a JSON string (quoted; '"', '\\' and control characters
- * escaped as jansson does), or null for NULL. Writes at most
- * JSON_STR_MAX(strlen(v)) bytes. */
-#define JSON_STR_MAX(n) (6 * (n) + 2)
-static char *put_str(char *o, const char *v)
+/* Appends a string column (http_json_str), or null. */
+static void put_str(struct evbuffer *b, const char *v)
 {
-	static const char hex[] = "0123456789ABCDEF";
-	if (!v) {
-		memcpy(o, "null", 4);
-		return o + 4;
-	}
-	*o++ = '"';
-	for (const unsigned char *c = (const unsigned char *)v; *c; c++) {
-		const char *esc = *c == '"'    ? "\\\""
-				  : *c == '\\' ? "\\\\"
-				  : *c == '\b' ? "\\b"
-				  : *c == '\f' ? "\\f"
-				  : *c == '\n' ? "\\n"
-				  : *c == '\r' ? "\\r"
-				  : *c == '\t' ? "\\t"
-					       : NULL;
-		if (esc) {
-			*o++ = esc[0];
-			*o++ = esc[1];
-		} else if (*c < 0x20) {
-			memcpy(o, "\\u00", 4);
-			o[4] = hex[*c >> 4];
-			o[5] = hex[*c & 15];
-			o += 6;
-		} else {
-			*o++ = (char)*c;
-		}
-	}
-	*o++ = '"';
-	return o;
+	if (v)
+		http_json_str(b, v);
+	else
+		evbuffer_add(b, "null", 4);
 }
-
-static char *put_raw(char *o, const char *v, size_t n)
-{
-	memcpy(o, v, n);
-	return o + n;
-}
-#define PUT(o, lit) put_raw(o, lit, sizeof(lit) - 1)
 
 /* Appends an integer column's text, or null. */
-static char *put_num(char *o, const char *v)
+static void put_num(struct evbuffer *b, const char *v)
 {
-	return v ? put_raw(o, v, strlen(v)) : PUT(o, "null");
+	evbuffer_add(b, v ? v : "null", strlen(v ? v : "null"));
 }
+#define PUT(b, lit) evbuffer_add(b, lit, sizeof(lit) - 1)
 
-/* The payment in row of res, its PAYMENT_COLS from column col, as sent to
- * clients: compact JSON, keys in the SPEC's order, "history" last when
- * history is set. NULL on OOM; caller frees. */
-static char *payment_render(const PGresult *res, int row, int col, bool history, size_t *len)
+/* Appends the payment in row of res, its PAYMENT_COLS from column col, as
+ * sent to clients: compact JSON, keys in the SPEC's order, "history" last
+ * when history is set. -1 on OOM (b may then hold part of it). */
+static int payment_write(struct evbuffer *b, const PGresult *res, int row, int col, bool history)
 {
 	const char *v[PC_N];
-	/* The keys and punctuation take 303 bytes; each value at most
-	 * JSON_STR_MAX of its length, or 4 as null; currency is written twice. */
-	size_t need = 512 + JSON_STR_MAX((size_t)PQgetlength(res, row, col + PC_CURRENCY));
+	/* Room for all of it first, so that no append below can fail: the keys
+	 * and punctuation take 303 bytes; each value at most 6 times its
+	 * length plus 2, or 4 as null; currency is written twice. */
+	size_t need = 512 + 6 * (size_t)PQgetlength(res, row, col + PC_CURRENCY) + 2;
 	for (int i = 0; i < PC_N; i++) {
 		v[i] = PQgetisnull(res, row, col + i) ? NULL : PQgetvalue(res, row, col + i);
-		need += JSON_STR_MAX((size_t)PQgetlength(res, row, col + i)) + 4;
+		need += 6 * (size_t)PQgetlength(res, row, col + i) + 6;
 	}
 	/* metadata is jsonb text ({"k": "v"}): re-dumped compactly unless empty. */
 	char *meta = NULL;
+	size_t mlen = 0;
 	if (v[PC_METADATA] && strcmp(v[PC_METADATA], "{}") != 0) {
 		json_t *m = json_loads(v[PC_METADATA], JSON_DECODE_ANY, NULL);
-		size_t mlen;
 		meta = m ? jv_dump(m, &mlen) : NULL;
 		json_decref(m);
 		if (!meta)
-			return NULL;
-		need += mlen;
+			return -1;
 	}
-	char *out = malloc(need), *o = out;
-	if (!out) {
+	if (evbuffer_expand(b, need + mlen) != 0) {
 		free(meta);
-		return NULL;
+		return -1;
 	}
-	o = PUT(o, "{\"id\":");
-	o = put_str(o, v[PC_ID]);
-	o = PUT(o, ",\"status\":");
-	o = put_str(o, v[PC_STATUS]);
-	o = PUT(o, ",\"quote_id\":");
-	o = put_str(o, v[PC_QUOTE_ID]);
-	o = PUT(o, ",\"amount\":");
-	o = put_num(o, v[PC_AMOUNT]);
-	o = PUT(o, ",\"currency\":");
-	o = put_str(o, v[PC_CURRENCY]);
-	o = PUT(o, ",\"payout_amount\":");
-	o = put_num(o, v[PC_PAYOUT_AMOUNT]);
-	o = PUT(o, ",\"payout_currency\":");
-	o = put_str(o, v[PC_PAYOUT_CURRENCY]);
-	o = PUT(o, ",\"exchange_rate\":");
-	o = put_str(o, v[PC_RATE]);
-	o = PUT(o, ",\"fees\":{\"platform_fee\":");
-	o = put_num(o, v[PC_PLATFORM_FEE]);
-	o = PUT(o, ",\"onramp_fee\":");
-	o = put_num(o, v[PC_ONRAMP_FEE]);
-	o = PUT(o, ",\"offramp_fee\":");
-	o = put_num(o, v[PC_OFFRAMP_FEE]);
-	o = PUT(o, ",\"total_fees\":");
-	o = put_num(o, v[PC_TOTAL_FEES]);
-	o = PUT(o, ",\"currency\":");
-	o = put_str(o, v[PC_CURRENCY]);
-	o = PUT(o, "},\"chain\":");
-	o = put_str(o, v[PC_CHAIN]);
-	o = PUT(o, ",\"source_account\":");
-	o = put_str(o, v[PC_SOURCE]);
-	o = PUT(o, ",\"destination_account\":");
-	o = put_str(o, v[PC_DESTINATION]);
-	o = PUT(o, ",\"metadata\":");
-	o = meta ? put_raw(o, meta, strlen(meta)) : v[PC_METADATA] ? PUT(o, "{}") : PUT(o, "null");
-	o = PUT(o, ",\"failure_code\":");
-	o = put_str(o, v[PC_FAILURE_CODE]);
-	o = PUT(o, ",\"created_at\":");
-	o = put_str(o, v[PC_CREATED]);
-	o = PUT(o, ",\"updated_at\":");
-	o = put_str(o, v[PC_UPDATED]);
+	PUT(b, "{\"id\":");
+	put_str(b, v[PC_ID]);
+	PUT(b, ",\"status\":");
+	put_str(b, v[PC_STATUS]);
+	PUT(b, ",\"quote_id\":");
+	put_str(b, v[PC_QUOTE_ID]);
+	PUT(b, ",\"amount\":");
+	put_num(b, v[PC_AMOUNT]);
+	PUT(b, ",\"currency\":");
+	put_str(b, v[PC_CURRENCY]);
+	PUT(b, ",\"payout_amount\":");
+	put_num(b, v[PC_PAYOUT_AMOUNT]);
+	PUT(b, ",\"payout_currency\":");
+	put_str(b, v[PC_PAYOUT_CURRENCY]);
+	PUT(b, ",\"exchange_rate\":");
+	put_str(b, v[PC_RATE]);
+	PUT(b, ",\"fees\":{\"platform_fee\":");
+	put_num(b, v[PC_PLATFORM_FEE]);
+	PUT(b, ",\"onramp_fee\":");
+	put_num(b, v[PC_ONRAMP_FEE]);
+	PUT(b, ",\"offramp_fee\":");
+	put_num(b, v[PC_OFFRAMP_FEE]);
+	PUT(b, ",\"total_fees\":");
+	put_num(b, v[PC_TOTAL_FEES]);
+	PUT(b, ",\"currency\":");
+	put_str(b, v[PC_CURRENCY]);
+	PUT(b, "},\"chain\":");
+	put_str(b, v[PC_CHAIN]);
+	PUT(b, ",\"source_account\":");
+	put_str(b, v[PC_SOURCE]);
+	PUT(b, ",\"destination_account\":");
+	put_str(b, v[PC_DESTINATION]);
+	PUT(b, ",\"metadata\":");
+	if (meta)
+		evbuffer_add(b, meta, mlen);
+	else
+		put_num(b, v[PC_METADATA]); /* "{}" as it is, or null */
+	PUT(b, ",\"failure_code\":");
+	put_str(b, v[PC_FAILURE_CODE]);
+	PUT(b, ",\"created_at\":");
+	put_str(b, v[PC_CREATED]);
+	PUT(b, ",\"updated_at\":");
+	put_str(b, v[PC_UPDATED]);
 	if (history) {
 		/* compact JSON objects already (HISTORY_ENTRY_SQL) */
-		o = PUT(o, ",\"history\":[");
+		PUT(b, ",\"history\":[");
 		if (v[PC_HISTORY])
-			o = put_raw(o, v[PC_HISTORY], strlen(v[PC_HISTORY]));
-		o = PUT(o, "]");
+			evbuffer_add(b, v[PC_HISTORY], strlen(v[PC_HISTORY]));
+		PUT(b, "]");
 	}
-	o = PUT(o, "}");
-	*o = '\0';
-	*len = (size_t)(o - out);
+	PUT(b, "}");
 	free(meta);
+	return 0;
+}
+
+/* payment_write's text as a string. NULL on OOM; caller frees. */
+static char *payment_render(const PGresult *res, int row, int col, bool history, size_t *len)
+{
+	struct evbuffer *b = evbuffer_new();
+	char *out = NULL;
+	if (b && payment_write(b, res, row, col, history) == 0) {
+		*len = evbuffer_get_length(b);
+		if ((out = malloc(*len + 1)) != NULL) {
+			evbuffer_remove(b, out, *len);
+			out[*len] = '\0';
+		}
+	}
+	if (b)
+		evbuffer_free(b);
 	return out;
 }
 
@@ -932,30 +916,20 @@ static void list_done(void *arg, const PGresult *res, const char *err)
 	if (has_more)
 		n = limit;
 	/* {"object":"list","data":[...],"has_more":...}, as jansson wrote it */
-	char *item[LIST_LIMIT_MAX];
-	size_t ilen[LIST_LIMIT_MAX], total = 64;
-	int made = 0;
-	for (; made < n; made++) {
-		if (!(item[made] = payment_render(res, made, 1, false, &ilen[made])))
-			break;
-		total += ilen[made] + 1;
-	}
-	char *text = made == n ? malloc(total) : NULL;
-	if (text) {
-		char *o = PUT(text, "{\"object\":\"list\",\"data\":[");
-		for (int i = 0; i < n; i++) {
-			if (i)
-				*o++ = ',';
-			o = put_raw(o, item[i], ilen[i]);
-		}
-		o = has_more ? PUT(o, "],\"has_more\":true}") : PUT(o, "],\"has_more\":false}");
-		http_reply_raw(r, 200, "application/json", text, (size_t)(o - text));
-	} else {
+	struct evbuffer *b = evbuffer_new();
+	int i = -1;
+	if (b && PUT(b, "{\"object\":\"list\",\"data\":[") == 0)
+		for (i = 0; i < n; i++)
+			if ((i > 0 && PUT(b, ",") != 0) || payment_write(b, res, i, 1, false) != 0)
+				break;
+	if (i == n &&
+	    (has_more ? PUT(b, "],\"has_more\":true}") : PUT(b, "],\"has_more\":false}")) == 0)
+		http_reply_raw(r, 200, "application/json", evbuffer_pullup(b, -1),
+			       evbuffer_get_length(b));
+	else
 		http_reply_error(r, 503, "SERVICE_UNAVAILABLE", NULL, "out of memory");
-	}
-	free(text);
-	for (int i = 0; i < made; i++)
-		free(item[i]);
+	if (b)
+		evbuffer_free(b);
 }
 
 static bool status_valid(const char *s)

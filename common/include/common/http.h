@@ -144,4 +144,10 @@ void http_reply_metrics(struct http_req *r);
 void http_reply_raw(struct http_req *r, int status, const char *content_type, const void *data,
 		    size_t len);
 
+/* Appends s to b as a JSON string (quoted and escaped; invalid UTF-8
+ * becomes U+FFFD), for bodies written by hand. At most 6 * strlen(s) + 2
+ * bytes. */
+struct evbuffer;
+void http_json_str(struct evbuffer *b, const char *s);
+
 #endif
