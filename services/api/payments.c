@@ -99,10 +99,8 @@ enum {
 	"(SELECT string_agg(" HISTORY_ENTRY_SQL("h") ", ',' ORDER BY h.id)"         \
 	" FROM payment_history h WHERE h.payment_id = p.id)"
 
-static const char get_sql[] =
-	"SELECT " PAYMENT_COLS("p", PAYMENT_HISTORY_SQL) " FROM payments p WHERE p.id = $1";
-
-/* GET /v1/payments/{id}: the lookups of one loop iteration in one statement,
+/* GET /v1/payments/{id} (and a stale key's replay): the lookups of one loop
+ * iteration in one statement,
  * one result row per id in input order, all NULL where there is no payment.
  * The array is read through a sub-select so that the planner cannot count
  * its elements: with unnest($1) it could, each execution's own plan then
@@ -194,18 +192,18 @@ static const char create_sql[] =
  * has_more). The status variant orders by status too, which the equality
  * makes a no-op, so that payments_by_status serves it even with a generic
  * plan. */
-#define LIST_SQL(where, order)                                                                    \
-	"WITH c AS (SELECT created_at, id FROM payments WHERE id = $2)"                           \
-	" SELECT $2::text IS NULL OR EXISTS (SELECT 1 FROM c), s.*"                               \
-	" FROM (VALUES (1)) AS one LEFT JOIN LATERAL ("                                           \
-	"  SELECT " PAYMENT_COLS("p", "NULL") ", p.created_at AS at_, p.id AS id_"                \
-					      "  FROM payments p WHERE " where                    \
-					      " (p.created_at, p.id) < ("                         \
-					      "   SELECT coalesce(max(c.created_at), "            \
-					      "'infinity'), coalesce(max(c.id), '') FROM c)"      \
-					      "  ORDER BY " order                                 \
-					      " p.created_at DESC, p.id DESC LIMIT $1) s ON true" \
-					      " ORDER BY s.at_ DESC, s.id_ DESC"
+/* clang-format off */
+#define LIST_SQL(where, order)                                                          \
+	"WITH c AS (SELECT created_at, id FROM payments WHERE id = $2)"                 \
+	" SELECT $2::text IS NULL OR EXISTS (SELECT 1 FROM c), s.*"                     \
+	" FROM (VALUES (1)) AS one LEFT JOIN LATERAL ("                                 \
+	"  SELECT " PAYMENT_COLS("p", "NULL") ", p.created_at AS at_, p.id AS id_"      \
+	"  FROM payments p WHERE " where " (p.created_at, p.id) < ("                    \
+	"   SELECT coalesce(max(c.created_at), 'infinity'), coalesce(max(c.id), '')"    \
+	"   FROM c)"                                                                    \
+	"  ORDER BY " order " p.created_at DESC, p.id DESC LIMIT $1) s ON true"         \
+	" ORDER BY s.at_ DESC, s.id_ DESC"
+/* clang-format on */
 static const char list_sql[] = LIST_SQL("", "");
 static const char list_status_sql[] = LIST_SQL("p.status = $3 AND", "p.status,");
 
@@ -222,16 +220,15 @@ int payments_init(struct loop *l)
 	l->stmts[STMT_PAYMENT_IDEM_EXPIRE] = pg_prepare(pg, idem_expire_sql, 2);
 	l->stmts[STMT_PAYMENT_IDEM_GET] = pg_prepare(pg, idem_get_sql, 3);
 	l->stmts[STMT_PAYMENT_IDEM_STORE] = pg_prepare(pg, idem_store_sql, 5);
-	l->stmts[STMT_PAYMENT_GET] = pg_prepare(pg, get_sql, 1);
 	l->stmts[STMT_PAYMENT_LIST] = pg_prepare(pg, list_sql, 2);
 	l->stmts[STMT_PAYMENT_LIST_STATUS] = pg_prepare(pg, list_status_sql, 3);
 	for (int s = STMT_PAYMENT_CREATE; s <= STMT_PAYMENT_LIST_STATUS; s++)
 		if (l->stmts[s] < 0)
 			return -1;
 	/* GETs batch like quote inserts (quotes.c), one batch in flight per
-	 * loop: at saturation 1 did 9,910-10,633 GETs/s where 2 did
-	 * 8,159-8,913 and one statement per GET 8,507-9,274 (before generic
-	 * plans; docs/performance.md). */
+	 * loop: at saturation (measured before get_batch_sql's sub-select) 1
+	 * did 9,910-10,633 GETs/s, 2 did 8,159-8,913 and one statement per
+	 * GET 8,507-9,274 (docs/performance.md). */
 	l->payment_get = pg_batcher_new(pg, get_batch_sql, 1, 256, 1);
 	if (!l->payment_get)
 		return -1;
@@ -446,17 +443,17 @@ static void replay_headers(struct pay_create *pc)
 }
 
 /* The payment of a stale in_flight key, as it is now. */
-static void stale_get_done(void *arg, const PGresult *res, const char *err)
+static void stale_get_done(void *arg, const PGresult *res, int row, const char *err)
 {
 	struct pay_create *pc = arg;
 	size_t len = 0;
 	char *text;
 	if (err) {
 		reply_db_down(pc->r, "payment lookup failed", err);
-	} else if (PQntuples(res) != 1) {
+	} else if (row < 0 || PQgetisnull(res, row, PC_ID)) {
 		http_reply_error(pc->r, 409, "IDEMPOTENCY_KEY_IN_USE", NULL,
 				 "a request with this Idempotency-Key is still in progress");
-	} else if (!(text = payment_render(res, 0, 0, true, &len))) {
+	} else if (!(text = payment_render(res, row, 0, true, &len))) {
 		http_reply_error(pc->r, 503, "SERVICE_UNAVAILABLE", NULL, "out of memory");
 	} else {
 		replay_headers(pc);
@@ -485,8 +482,7 @@ static void answer_from_key(struct pay_create *pc, const PGresult *res, int col)
 			      (size_t)PQgetlength(res, 0, col + 3));
 	} else if (stale) {
 		const char *params[] = {PQgetvalue(res, 0, col + 4)};
-		if (pg_exec(pc->l->pg, pc->l->stmts[STMT_PAYMENT_GET], params, stale_get_done,
-			    pc) == 0)
+		if (pg_batcher_add(pc->l->payment_get, params, stale_get_done, pc) == 0)
 			return;
 		http_reply_error(r, 503, "SERVICE_UNAVAILABLE", NULL, "database unavailable");
 	} else {
