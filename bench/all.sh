@@ -6,7 +6,8 @@
 # One private PostgreSQL (default durability) and Redis (the settings of
 # `make run`, via bench/lib.sh), then, each step bounded by `timeout`:
 #   1. limits: pgbench INSERT, primary-key SELECT and the payment transaction
-#      (16 clients, -M prepared), redis-benchmark XADD, wrk against nginx
+#      (16 clients, -M prepared; the INSERT and the transaction also at a
+#      constant half of their rate), redis-benchmark XADD, wrk against nginx
 #      serving a static JSON file;
 #   2. the api through bench/rate.c: closed-loop saturation, then 25/50/75%
 #      of it at a constant arrival rate (latency from each request's due time);
@@ -94,21 +95,26 @@ step() {
 }
 
 PGB=("$PGBIN/pgbench" -n -M prepared -c "$CONNS" -j 2 -T "$SECS" -h 127.0.0.1 -p "$PG_PORT" -U rampart)
-# pgbench_run ID LABEL SCRIPT: one pgbench run, p99 from its -l log.
+# pgbench_run ID LABEL SCRIPT [ARGS...]: one pgbench run, percentiles from its
+# -l log. With -R (a constant rate, Poisson arrivals) pgbench counts each
+# transaction's latency from its scheduled start, as rate.c does, so waiting
+# behind a stall is counted.
 pgbench_run() {
-	local id=$1 label=$2 script=$3 cmd tps p50 p99
-	cmd=("${PGB[@]}" -l -f "$RAMPART_ROOT/$script" rampart)
+	local id=$1 label=$2 script=$3 cmd tps p50 p99 p999
+	shift 3
+	cmd=("${PGB[@]}" "$@" -l -f "$RAMPART_ROOT/$script" rampart)
 	step "$label"
 	show "${cmd[@]}"
 	rm -rf "$TMP/pgbench" && mkdir -p "$TMP/pgbench"
 	(cd "$TMP/pgbench" && timeout "$LIMIT" "${cmd[@]}") >"$TMP/pgbench.out" 2>&1 ||
 		{ cat "$TMP/pgbench.out" >&2; die "pgbench failed"; }
 	tps=$(awk '/^tps = / {print $3; exit}' "$TMP/pgbench.out")
-	read -r p50 p99 < <(cat "$TMP"/pgbench/pgbench_log.* | awk '{print $3}' | sort -n |
-		awk '{v[NR] = $1} END {a = int(NR * 0.5); b = int(NR * 0.99); if (a < 1) a = 1; if (b < 1) b = 1
-			printf "%.3f %.3f\n", v[a] / 1000, v[b] / 1000}')
-	echo "   $tps tps, p50 $p50 ms, p99 $p99 ms"
-	rec "$id" limits "$label" "$(cmdline "${cmd[@]}")" "{\"rps\":$tps,\"p50_ms\":$p50,\"p99_ms\":$p99}"
+	read -r p50 p99 p999 < <(cat "$TMP"/pgbench/pgbench_log.* | awk '{print $3}' | sort -n |
+		awk 'function at(q,  i) {i = int(NR * q); if (i < 1) i = 1; return v[i] / 1000}
+			{v[NR] = $1} END {printf "%.3f %.3f %.3f\n", at(0.5), at(0.99), at(0.999)}')
+	echo "   $tps tps, p50 $p50 ms, p99 $p99 ms, p99.9 $p999 ms"
+	rec "$id" limits "$label" "$(cmdline "${cmd[@]}")" "{\"rps\":$tps,\"p50_ms\":$p50,\"p99_ms\":$p99,\"p999_ms\":$p999}"
+	PGB_TPS=$tps
 }
 
 # ---- 1. limits ----------------------------------------------------------------------
@@ -137,8 +143,14 @@ cat >"$TMP/pgbench_select.sql" <<EOF
 SELECT * FROM payments WHERE id = 'pay_' || md5('sel' || :n)::uuid;
 EOF
 cp "$TMP/pgbench_select.sql" "$TMP/select.sql"
+# Each at saturation, then at a constant half of that rate: the disk's own
+# latency at the load the api's p99 target names (section 2's 50% runs).
 pgbench_run pg_insert "pgbench: one quote-shaped INSERT per transaction, $CONNS clients, ${SECS}s" bench/pgbench_insert.sql
+half=$(awk -v t="$PGB_TPS" 'BEGIN {printf "%d", t / 2}')
+pgbench_run pg_insert_50 "pgbench: the same INSERT at a constant $half/s (50%), $CONNS clients, ${SECS}s" bench/pgbench_insert.sql -R "$half"
 pgbench_run pg_payment "pgbench: the payment-creation transaction (bench/pgbench_payment.sql), $CONNS clients, ${SECS}s" bench/pgbench_payment.sql
+half=$(awk -v t="$PGB_TPS" 'BEGIN {printf "%d", t / 2}')
+pgbench_run pg_payment_50 "pgbench: the same transaction at a constant $half/s (50%), $CONNS clients, ${SECS}s" bench/pgbench_payment.sql -R "$half"
 # The SELECT script lives in TMP (it names the seeded range); pgbench_run wants a path under the root.
 step "pgbench: primary-key SELECT of a payment, $CONNS clients, ${SECS}s"
 cmd=("${PGB[@]}" -l -f "$TMP/select.sql" rampart)
@@ -311,7 +323,7 @@ rate_run() {
 # probe NAME: one request as rate.c will send it (the template's first
 # instance), which must answer 2xx.
 probe() {
-	local m=GET p b="" line h=() out code i
+	local m=GET p b="" line h=() code i
 	endpoint_args "$1"
 	set -- "${ARGS[@]}"
 	while [ $# -gt 0 ]; do
@@ -348,7 +360,7 @@ for name in quotes payments get_payment list_payments fees healthz; do
 	for pct in $pcts; do
 		r=$(awk -v s="${SAT[$name]}" -v p="$pct" 'BEGIN {printf "%d", s * p / 100}')
 		step "api: $name at a constant $r req/s ($pct% of saturation), ${SECS}s"
-		rate_run "rate_${name}_$pct" "$name" "$r" 64 "$SECS"
+		rate_run "rate_${name}_$pct" "$name" "$r" 64 "$SECS" "$TMP/out-rate_${name}_$pct.tsv"
 	done
 	[ "$name" = quotes ] && resources peak_after_quotes
 	[ "$name" = payments ] && resources peak_after_payments
@@ -383,7 +395,7 @@ curl -s "http://127.0.0.1:$RPORT/stats" >/dev/null # start the receiver's statis
 # history row, first job queued), then WORKERS workers; completed/s sampled
 # every 0.5 s; webhooks for payment.completed to the receiver.
 pipeline() {
-	local workers=$1 prefix=pipe$1 t0 now done_n pids=() i tl="$TMP/pipeline-$1.tsv" cpu0 cpu1
+	local workers=$1 prefix=pipe$1 t0 now done_n pids=() i tl="$TMP/pipeline-$1.tsv"
 	# Each run starts from vacuumed tables: the dead rows of earlier steps
 	# (and of the run before) otherwise slow the later run's index work
 	# (one worker twice in a row: 8.2 s, then 11.6 s; docs/performance.md).

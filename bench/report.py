@@ -123,11 +123,19 @@ md.append("")
 # ---- 1. limits ----
 md.append("## 1. The machine's limits")
 md.append("")
-md.append("| baseline | req/s | p99 ms | |")
-md.append("|---|---|---|---|")
-for rid in ("pg_insert", "pg_payment", "pg_select", "redis_xadd", "nginx_static"):
+md.append("| baseline | req/s | p50 ms | p99 ms | p99.9 ms | |")
+md.append("|---|---|---|---|---|---|")
+for rid in ("pg_insert", "pg_insert_50", "pg_payment", "pg_payment_50", "pg_select", "redis_xadd",
+            "nginx_static"):
     if rid in R:
-        md.append(f"| {R[rid]['label']} | {f0(d(rid, 'rps'))} | {f2(d(rid, 'p99_ms'))} | {cmd_ref(rid)} |")
+        md.append(f"| {R[rid]['label']} | {f0(d(rid, 'rps'))} | {f2(d(rid, 'p50_ms'))} | "
+                  f"{f2(d(rid, 'p99_ms'))} | {f2(d(rid, 'p999_ms'))} | {cmd_ref(rid)} |")
+md.append("")
+md.append("The 50% rows offer half of pgbench's own saturation rate at a constant rate (`-R`, "
+          "Poisson arrivals), latency counted from each transaction's scheduled start, as rate.c "
+          "counts it: what this disk gives a committed transaction at the load the api's p99 "
+          "target names.")
+md.append("")
 flush_cmds()
 
 # ---- 2. the api ----
@@ -171,6 +179,21 @@ for name, label in NAMES.items():
               + f" | {lname} {f0(lim)} | "
               f"**{f2(ratio(okrps(sid), lim))}** | " + " | ".join(cells) + " | " + " ".join(refs) + " |")
 flush_cmds()
+
+secs = []
+for name in ("quotes", "payments"):
+    tl = f"{tmp}/out-rate_{name}_50.tsv"
+    if os.path.exists(tl):
+        rows = [l.split() for l in open(tl) if not l.startswith("#")]
+        p99s = [float(r[5]) for r in rows if int(r[1]) > 0]
+        if p99s:
+            srt = sorted(p99s)
+            secs.append(f"`{NAMES[name]}` {', '.join(f'{v:.1f}' for v in p99s)} ms (median second "
+                        f"{srt[len(srt) // 2]:.1f}, worst {srt[-1]:.1f})")
+if secs:
+    md.append("The 50% runs second by second (p99 of the answers that arrived in each second): "
+              + "; ".join(secs) + ". A whole run's p99 is set by its worst few seconds.")
+    md.append("")
 
 md.append("Cores busy during each saturation run (CPU seconds per second of the run, from "
           "/proc/PID/stat before and after; the machine has " + ncpu + "): the process near "
@@ -384,7 +407,8 @@ if "overload_2x" in R:
                       f"{f0(d(rid, 'ok'))} | {f0(d(rid, 'non2xx'))} | {f0(d(rid, 'errors') + d(rid, 'unanswered'))} / {f0(d(rid, 'unsent'))} | "
                       f"{f2(d(rid, 'lat_2xx.p50_ms'))} / {f2(d(rid, 'lat_2xx.p99_ms'))} | "
                       f"{f2(d(rid, 'lat_other.p50_ms'))} / {f2(d(rid, 'lat_other.p99_ms'))} | {cmd_ref(rid)} |")
-    back = None
+    back = back_ctl = None
+    ctl_measured = False
     half_tl = f"{tmp}/out-overload-half.tsv"
     normal = d("rate_payments_50", "lat_2xx.p99_ms")
     if os.path.exists(half_tl) and normal:
@@ -399,6 +423,24 @@ if "overload_2x" in R:
                   f"stays at or below twice the 50%-run p99 ({bound:.1f} ms) from second "
                   f"**{back if back is not None else 'never'}** of that phase on "
                   f"(per-second p99s: {', '.join(r[5] for r in rows)} ms).")
+        # The same rate with no burst before it: its worst second is
+        # latency this machine shows at that load anyway (a disk stall).
+        ctl = f"{tmp}/out-rate_payments_50.tsv"
+        if os.path.exists(ctl):
+            cp99 = [float(r.split()[5]) for r in open(ctl)
+                    if not r.startswith("#") and int(r.split()[1]) > 0]
+            if cp99:
+                ctl_measured = True
+                worst = max(max(cp99), bound)
+                for i in range(len(rows)):
+                    if all(float(r[5]) <= worst for r in rows[i:] if int(r[1]) > 0):
+                        back_ctl = i
+                        break
+                md.append("")
+                md.append(f"Against the 50% run itself (the same rate, no burst before it; its worst "
+                          f"second {max(cp99):.1f} ms): every second from second "
+                          f"**{back_ctl if back_ctl is not None else 'never'}** on is no slower "
+                          f"than that run's worst second or the bound above ({worst:.1f} ms).")
     if "overload_check" in R:
         md.append("")
         md.append(f"Accepted (2xx) payments: {d('overload_check', 'accepted')}; payment rows created "
@@ -456,9 +498,12 @@ rp = ratio(okrps("sat_payments"), d("pg_payment", "rps"))
 target("POST /v1/payments >= 0.9x pgbench payment transaction", f2(rp), None if rp is None else rp >= 0.9)
 rg = ratio(okrps("sat_get_payment"), d("pg_select", "rps"))
 target("GET /v1/payments/{id} >= 0.6x pgbench SELECT", f2(rg), None if rg is None else rg >= 0.6)
-for n in ("quotes", "payments"):
+for n, lid in (("quotes", "pg_insert_50"), ("payments", "pg_payment_50")):
     v = d(f"rate_{n}_50", "lat_2xx.p99_ms")
-    target(f"{NAMES[n]} p99 < 10 ms at 50% of saturation", f"{f2(v)} ms", None if v is None else v < 10)
+    base = d(lid, "p99_ms")
+    target(f"{NAMES[n]} p99 < 10 ms at 50% of saturation",
+           f"{f2(v)} ms" + (f" (pgbench at 50% of its own rate: {f2(base)} ms)" if base is not None else ""),
+           None if v is None else v < 10)
 rb = ratio(d("pipeline_1", "per_s"), d("bullmq", "chains_per_s"))
 target("pipeline >= 2x BullMQ chains/s", f2(rb), None if rb is None else rb >= 2)
 rw = ratio(d("pipeline_2", "per_s"), d("pipeline_1", "per_s"))
@@ -481,8 +526,13 @@ if "overload_2x" in R:
     nref = d("overload_2x", "non2xx", 0)
     target("overload at 2x: refusals answered in < 50 ms (p99)", f"{f2(r99)} ms ({f0(nref)} refused)",
            None if not nref else r99 < 50)
-    target("overload: back to normal latency within 5 s", "never" if back is None else f"second {back}",
+    target("overload: back to normal latency within 5 s (every later second within twice the "
+           "50% run's p99)", "never" if back is None else f"second {back}",
            back is not None and back <= 5)
+    if ctl_measured:
+        target("overload: back to normal latency within 5 s (every later second no slower than "
+               "the 50% run's worst second)", "never" if back_ctl is None else f"second {back_ctl}",
+               back_ctl is not None and back_ctl <= 5)
 md.append("| target | this run | |")
 md.append("|---|---|---|")
 md.extend(checks)
