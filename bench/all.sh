@@ -10,7 +10,8 @@
 #      constant half of their rate), redis-benchmark XADD, wrk against nginx
 #      serving a static JSON file;
 #   2. the api through bench/rate.c: closed-loop saturation, then 25/50/75%
-#      of it at a constant arrival rate (latency from each request's due time);
+#      of it at a constant arrival rate (latency from each request's due time),
+#      then (quotes, payments, GET) alternating rounds beside pgbench;
 #   3. the pipeline: N payments through all five states with 1 and 2 workers,
 #      payment.completed webhooks to a loopback receiver;
 #   4. BullMQ (npm) running the same 5-step chain on the same Redis;
@@ -22,7 +23,8 @@
 # webhooks.sh, fees.sh, each with its own servers.
 #
 # QUICK=1: short steps, fewer payments, only the 50% constant-rate run per
-# endpoint, Artillery at 20x only, no perf profiles (< 3 minutes); knobs BENCH_SECONDS,
+# endpoint, Artillery at 20x only, no perf profiles, no alternating rounds
+# (< 3 minutes); knobs BENCH_SECONDS, BENCH_ALT_ROUNDS (3), BENCH_ALT_SECONDS (5),
 # BENCH_PAYMENTS, BENCH_OVER_SECONDS, BENCH_ARTILLERY=0 (skip it), BENCH_ART_MULTS ("10 20 50"),
 # BENCH_PERF=0|1 (profiles of the quotes and payments saturation runs),
 # BENCH_SKIP_OLD=1, BENCH_OLD_ROUNDS (1: rounds of each older script),
@@ -43,6 +45,8 @@ else
 	SECS=${BENCH_SECONDS:-10} N=${BENCH_PAYMENTS:-20000} OVER_SECS=${BENCH_OVER_SECONDS:-30}
 fi
 CONNS=16
+# Alternating rounds of the api and its pgbench baseline (section 2).
+ALT_ROUNDS=${BENCH_ALT_ROUNDS:-$((QUICK == 1 ? 0 : 3))} ALT_SECS=${BENCH_ALT_SECONDS:-5}
 KEY=sk_bench
 LIMIT=$((SECS + 60))
 RATE_BIN=${RATE_BIN:-build/rel/bench/rate}
@@ -95,15 +99,17 @@ step() {
 }
 
 PGB=("$PGBIN/pgbench" -n -M prepared -c "$CONNS" -j 2 -T "$SECS" -h 127.0.0.1 -p "$PG_PORT" -U rampart)
-# pgbench_run ID LABEL SCRIPT [ARGS...]: one pgbench run, percentiles from its
-# -l log. With -R (a constant rate, Poisson arrivals) pgbench counts each
-# transaction's latency from its scheduled start, as rate.c does, so waiting
-# behind a stall is counted.
+# pgbench_run ID LABEL SCRIPT [ARGS...]: one pgbench run (a step of its own
+# unless PGB_IN_STEP is set), percentiles from its -l log; SCRIPT is under
+# the root unless absolute. With -R (a constant rate, Poisson arrivals)
+# pgbench counts each transaction's latency from its scheduled start, as
+# rate.c does, so waiting behind a stall is counted.
 pgbench_run() {
 	local id=$1 label=$2 script=$3 cmd tps p50 p99 p999
 	shift 3
-	cmd=("${PGB[@]}" "$@" -l -f "$RAMPART_ROOT/$script" rampart)
-	step "$label"
+	case $script in /*) ;; *) script=$RAMPART_ROOT/$script ;; esac
+	cmd=("${PGB[@]}" "$@" -l -f "$script" rampart)
+	[ -n "${PGB_IN_STEP:-}" ] || step "$label"
 	show "${cmd[@]}"
 	rm -rf "$TMP/pgbench" && mkdir -p "$TMP/pgbench"
 	(cd "$TMP/pgbench" && timeout "$LIMIT" "${cmd[@]}") >"$TMP/pgbench.out" 2>&1 ||
@@ -151,17 +157,9 @@ pgbench_run pg_insert_50 "pgbench: the same INSERT at a constant $half/s (50%), 
 pgbench_run pg_payment "pgbench: the payment-creation transaction (bench/pgbench_payment.sql), $CONNS clients, ${SECS}s" bench/pgbench_payment.sql
 half=$(awk -v t="$PGB_TPS" 'BEGIN {printf "%d", t / 2}')
 pgbench_run pg_payment_50 "pgbench: the same transaction at a constant $half/s (50%), $CONNS clients, ${SECS}s" bench/pgbench_payment.sql -R "$half"
-# The SELECT script lives in TMP (it names the seeded range); pgbench_run wants a path under the root.
-step "pgbench: primary-key SELECT of a payment, $CONNS clients, ${SECS}s"
-cmd=("${PGB[@]}" -l -f "$TMP/select.sql" rampart)
-show "${cmd[@]}"
+# The SELECT script lives in TMP: it names the seeded range.
 echo "   (script: $(tr '\n' ' ' <"$TMP/select.sql"))"
-rm -rf "$TMP/pgbench" && mkdir -p "$TMP/pgbench"
-(cd "$TMP/pgbench" && timeout "$LIMIT" "${cmd[@]}") >"$TMP/pgbench.out" 2>&1 || die "pgbench failed"
-tps=$(awk '/^tps = / {print $3; exit}' "$TMP/pgbench.out")
-p99=$(cat "$TMP"/pgbench/pgbench_log.* | awk '{print $3}' | sort -n | awk '{v[NR] = $1} END {printf "%.3f", v[int(NR * 0.99)] / 1000}')
-echo "   $tps tps, p99 $p99 ms"
-rec pg_select limits "pgbench: primary-key SELECT, $CONNS clients" "$(cmdline "${cmd[@]}")" "{\"rps\":$tps,\"p99_ms\":$p99}"
+pgbench_run pg_select "pgbench: primary-key SELECT of a payment, $CONNS clients, ${SECS}s" "$TMP/select.sql"
 
 step "redis-benchmark: XADD, $CONNS clients"
 nx=$((SECS * 40000))
@@ -362,6 +360,30 @@ for name in quotes payments get_payment list_payments fees healthz; do
 		step "api: $name at a constant $r req/s ($pct% of saturation), ${SECS}s"
 		rate_run "rate_${name}_$pct" "$name" "$r" 64 "$SECS" "$TMP/out-rate_${name}_$pct.tsv"
 	done
+	# Then alternating rounds against the endpoint's pgbench baseline, the
+	# order flipped each round: each round's ratio compares two runs seconds
+	# apart, where the headline ratio's runs are minutes apart and the
+	# baselines moved by a third between whole runs (docs/performance.md).
+	case $name in
+	quotes) alt_script=bench/pgbench_insert.sql ;;
+	payments) alt_script=bench/pgbench_payment.sql ;;
+	get_payment) alt_script=$TMP/select.sql ;;
+	*) alt_script="" ;;
+	esac
+	if [ -n "$alt_script" ] && [ "$ALT_ROUNDS" -gt 0 ]; then
+		step "api: $name beside its pgbench baseline, $ALT_ROUNDS alternating rounds of ${ALT_SECS}s each"
+		for i in $(seq 1 "$ALT_ROUNDS"); do
+			order="pg api"
+			[ $((i % 2)) = 0 ] && order="api pg"
+			for side in $order; do
+				if [ "$side" = pg ]; then
+					PGB_IN_STEP=1 pgbench_run "alt_${name}_pg_$i" "pgbench beside $name, round $i" "$alt_script" -T "$ALT_SECS"
+				else
+					rate_run "alt_${name}_api_$i" "$name" 0 "$CONNS" "$ALT_SECS"
+				fi
+			done
+		done
+	fi
 	[ "$name" = quotes ] && resources peak_after_quotes
 	[ "$name" = payments ] && resources peak_after_payments
 done

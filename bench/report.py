@@ -48,6 +48,23 @@ def ratio(a, b):
     return None if not a or not b else a / b
 
 
+def alt_rounds(name):
+    """(api 2xx/s, pgbench tps, ratio) of each alternating round of NAME."""
+    out, i = [], 1
+    while f"alt_{name}_api_{i}" in R and f"alt_{name}_pg_{i}" in R:
+        a, p = okrps(f"alt_{name}_api_{i}"), d(f"alt_{name}_pg_{i}", "rps")
+        if ratio(a, p) is not None:
+            out.append((a, p, ratio(a, p)))
+        i += 1
+    return out
+
+
+def median(v):
+    v = sorted(v)
+    n = len(v)
+    return None if n == 0 else v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+
+
 def cpu_model():
     try:
         for line in open("/proc/cpuinfo"):
@@ -179,6 +196,24 @@ for name, label in NAMES.items():
               + f" | {lname} {f0(lim)} | "
               f"**{f2(ratio(okrps(sid), lim))}** | " + " | ".join(cells) + " | " + " ".join(refs) + " |")
 flush_cmds()
+
+alts = [(n, alt_rounds(n)) for n in ("quotes", "payments", "get_payment")]
+if any(r for _, r in alts):
+    md.append("Alternating rounds: each endpoint's closed loop (16 connections) and its pgbench "
+              "baseline (16 clients), a few seconds each, the order flipped every round, so each "
+              "round's ratio compares two runs seconds apart; the ratio above compares runs "
+              "minutes apart.")
+    md.append("")
+    md.append("| endpoint | limit | per round: api / pgbench req/s (ratio) | median ratio | |")
+    md.append("|---|---|---|---|---|")
+    for name, rounds in alts:
+        if rounds:
+            refs = " ".join(cmd_ref(f"alt_{name}_{s}_{i + 1}") for i in range(len(rounds))
+                            for s in ("pg", "api"))
+            md.append(f"| `{NAMES[name]}` | {LIMIT_OF[name][1]} | "
+                      + "; ".join(f"{f0(a)} / {f0(p)} ({r:.2f})" for a, p, r in rounds)
+                      + f" | **{median([r for _, _, r in rounds]):.2f}** | {refs} |")
+    flush_cmds()
 
 secs = []
 for name in ("quotes", "payments"):
@@ -503,12 +538,20 @@ def target(name, val, ok):
     checks.append(f"| {name} | {val} | {'met' if ok else 'MISSED' if ok is not None else 'not measured'} |")
 
 
-rq = ratio(okrps("sat_quotes"), d("pg_insert", "rps"))
-target("POST /v1/quotes >= 1.0x pgbench INSERT", f2(rq), None if rq is None else rq >= 1.0)
-rp = ratio(okrps("sat_payments"), d("pg_payment", "rps"))
-target("POST /v1/payments >= 0.9x pgbench payment transaction", f2(rp), None if rp is None else rp >= 0.9)
-rg = ratio(okrps("sat_get_payment"), d("pg_select", "rps"))
-target("GET /v1/payments/{id} >= 0.6x pgbench SELECT", f2(rg), None if rg is None else rg >= 0.6)
+# A ratio is judged by the median of the alternating rounds when the run
+# has them, else by the single saturation runs.
+for name, lid, goal, text in (("quotes", "pg_insert", 1.0, "POST /v1/quotes >= 1.0x pgbench INSERT"),
+                              ("payments", "pg_payment", 0.9,
+                               "POST /v1/payments >= 0.9x pgbench payment transaction"),
+                              ("get_payment", "pg_select", 0.6, "GET /v1/payments/{id} >= 0.6x pgbench SELECT")):
+    single = ratio(okrps(f"sat_{name}"), d(lid, "rps"))
+    rounds = [r for _, _, r in alt_rounds(name)]
+    if rounds:
+        med = median(rounds)
+        target(text, f"{med:.2f}, median of {len(rounds)} alternating rounds "
+               f"({', '.join(f'{r:.2f}' for r in rounds)}; the single runs: {f2(single)})", med >= goal)
+    else:
+        target(text, f2(single), None if single is None else single >= goal)
 for n, lid in (("quotes", "pg_insert_50"), ("payments", "pg_payment_50")):
     v = d(f"rate_{n}_50", "lat_2xx.p99_ms")
     base = d(lid, "p99_ms")
