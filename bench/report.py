@@ -9,6 +9,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 
@@ -59,10 +60,9 @@ def alt_rounds(name):
     return out
 
 
-def median(v):
-    v = sorted(v)
-    n = len(v)
-    return None if n == 0 else v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+def per_second(path):
+    """(answers, p99 ms) of each second of a rate.c -T timeline."""
+    return [(int(r[1]), float(r[5])) for r in (l.split() for l in open(path) if not l.startswith("#"))]
 
 
 def cpu_model():
@@ -212,15 +212,14 @@ if any(r for _, r in alts):
                             for s in ("pg", "api"))
             md.append(f"| `{NAMES[name]}` | {LIMIT_OF[name][1]} | "
                       + "; ".join(f"{f0(a)} / {f0(p)} ({r:.2f})" for a, p, r in rounds)
-                      + f" | **{median([r for _, _, r in rounds]):.2f}** | {refs} |")
+                      + f" | **{statistics.median(r for _, _, r in rounds):.2f}** | {refs} |")
     flush_cmds()
 
 secs = []
 for name in ("quotes", "payments"):
     tl = f"{tmp}/out-rate_{name}_50.tsv"
     if os.path.exists(tl):
-        rows = [l.split() for l in open(tl) if not l.startswith("#")]
-        p99s = [float(r[5]) for r in rows if int(r[1]) > 0]
+        p99s = [p99 for n, p99 in per_second(tl) if n > 0]
         if p99s:
             srt = sorted(p99s)
             secs.append(f"`{NAMES[name]}` {', '.join(f'{v:.1f}' for v in p99s)} ms (median second "
@@ -445,17 +444,8 @@ if "overload_2x" in R:
                       f"{f2(d(rid, 'lat_2xx.p50_ms'))} / {f2(d(rid, 'lat_2xx.p99_ms'))} | "
                       f"{f2(d(rid, 'lat_other.p50_ms'))} / {f2(d(rid, 'lat_other.p99_ms'))} | {cmd_ref(rid)} |")
     back = back_ctl = None
-    ctl_measured = False
-    half_tl = f"{tmp}/out-overload-half.tsv"
-    # Normal is the same load just before the burst (older runs had no such
-    # phase: then the 50% run of section 2).
-    ctl_id, ctl_name = (("overload_before", "the half-rate phase before the burst")
-                        if "overload_before" in R else ("rate_payments_50", "the 50% run"))
-    normal = d(ctl_id, "lat_2xx.p99_ms")
-    ctl_tl = f"{tmp}/out-{'overload-before' if ctl_id == 'overload_before' else 'rate_payments_50'}.tsv"
-
-    def per_second(path):
-        return [(int(r[1]), float(r[5])) for r in (l.split() for l in open(path) if not l.startswith("#"))]
+    half_tl, ctl_tl = f"{tmp}/out-overload-half.tsv", f"{tmp}/out-overload-before.tsv"
+    normal = d("overload_before", "lat_2xx.p99_ms")
 
     def back_at(rows, bound):
         for i in range(len(rows)):
@@ -463,28 +453,27 @@ if "overload_2x" in R:
                 return i
         return None
 
-    if os.path.exists(half_tl) and normal:
+    cp99 = []
+    if os.path.exists(half_tl) and os.path.exists(ctl_tl) and normal:
         rows = per_second(half_tl)
+        cp99 = [p99 for n, p99 in per_second(ctl_tl) if n > 0]
         bound = 2 * normal
         back = back_at(rows, bound)
         md.append("")
         md.append(f"Back to normal: per second of the half-rate phase after the burst, the p99 of that "
-                  f"second's answers stays at or below twice the p99 of {ctl_name} ({bound:.1f} ms) "
-                  f"from second **{back if back is not None else 'never'}** of that phase on "
-                  f"(per-second p99s: {', '.join(f'{p99:.1f}' for _, p99 in rows)} ms).")
+                  f"second's answers stays at or below twice the p99 of the half-rate phase before the "
+                  f"burst ({bound:.1f} ms) from second **{back if back is not None else 'never'}** of "
+                  f"that phase on (per-second p99s: {', '.join(f'{p99:.1f}' for _, p99 in rows)} ms).")
         # A second as slow as the control's worst second is latency this
         # machine shows at that load anyway (a disk stall, a checkpoint).
-        if os.path.exists(ctl_tl):
-            cp99 = [p99 for n, p99 in per_second(ctl_tl) if n > 0]
-            if cp99:
-                ctl_measured = True
-                worst = max(max(cp99), bound)
-                back_ctl = back_at(rows, worst)
-                md.append("")
-                md.append(f"Against {ctl_name} second by second ({', '.join(f'{v:.1f}' for v in cp99)} "
-                          f"ms; worst {max(cp99):.1f}): every second from second "
-                          f"**{back_ctl if back_ctl is not None else 'never'}** on is no slower "
-                          f"than its worst second or the bound above ({worst:.1f} ms).")
+        if cp99:
+            worst = max(max(cp99), bound)
+            back_ctl = back_at(rows, worst)
+            md.append("")
+            md.append(f"Against the phase before the burst second by second "
+                      f"({', '.join(f'{v:.1f}' for v in cp99)} ms; worst {max(cp99):.1f}): every second "
+                      f"from second **{back_ctl if back_ctl is not None else 'never'}** on is no slower "
+                      f"than its worst second or the bound above ({worst:.1f} ms).")
     if "overload_check" in R:
         md.append("")
         md.append(f"Accepted (2xx) payments: {d('overload_check', 'accepted')}; payment rows created "
@@ -547,7 +536,7 @@ for name, lid, goal, text in (("quotes", "pg_insert", 1.0, "POST /v1/quotes >= 1
     single = ratio(okrps(f"sat_{name}"), d(lid, "rps"))
     rounds = [r for _, _, r in alt_rounds(name)]
     if rounds:
-        med = median(rounds)
+        med = statistics.median(rounds)
         target(text, f"{med:.2f}, median of {len(rounds)} alternating rounds "
                f"({', '.join(f'{r:.2f}' for r in rounds)}; the single runs: {f2(single)})", med >= goal)
     else:
@@ -583,7 +572,7 @@ if "overload_2x" in R:
     target("overload: back to normal latency within 5 s (every later second within twice the "
            "p99 before the burst)", "never" if back is None else f"second {back}",
            back is not None and back <= 5)
-    if ctl_measured:
+    if cp99:
         target("overload: back to normal latency within 5 s (every later second no slower than "
                "the worst second before the burst)", "never" if back_ctl is None else f"second {back_ctl}",
                back_ctl is not None and back_ctl <= 5)
