@@ -50,6 +50,14 @@ ALT_ROUNDS=${BENCH_ALT_ROUNDS:-$((QUICK == 1 ? 0 : 3))} ALT_SECS=${BENCH_ALT_SEC
 KEY=sk_bench
 LIMIT=$((SECS + 60))
 RATE_BIN=${RATE_BIN:-build/rel/bench/rate}
+# Artillery 2 needs Node.js 20 (Debian 12's own nodejs is 18: its install
+# script and the CLI both refuse it), so say so before the run, not after.
+if [ "${BENCH_ARTILLERY:-1}" != 0 ]; then
+	node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+	[ "$node_major" -ge 20 ] ||
+		die "Artillery needs Node.js 20 or newer (found $(node --version 2>/dev/null || echo none));" \
+			"install it (docs/performance.md) or run with BENCH_ARTILLERY=0"
+fi
 [ -x "$RATE_BIN" ] || die "$RATE_BIN missing: run make bench-tools"
 
 . "$RAMPART_ROOT/bench/lib.sh"
@@ -575,7 +583,7 @@ stop_pid "$GW_PID" rampart-worker TERM
 
 # ---- 4. BullMQ -----------------------------------------------------------------------------
 step "BullMQ: $N chains of 5 steps, one Node worker, concurrency 50, the same Redis"
-(cd bench/bullmq && timeout 300 npm install --no-package-lock --no-audit --no-fund --silent >"$TMP/npm-bullmq.log" 2>&1) ||
+(cd bench/bullmq && timeout 300 npm install --no-package-lock --no-audit --no-fund --loglevel=error >"$TMP/npm-bullmq.log" 2>&1) ||
 	die "npm install in bench/bullmq failed: $(tail -5 "$TMP/npm-bullmq.log")"
 cmd=(node bench/bullmq/chain.js "$REDIS_PORT" "$N" 50)
 show "${cmd[@]}"
@@ -587,9 +595,11 @@ else
 fi
 
 # ---- 5. Artillery: the original system's scenario ------------------------------------------
-(cd bench/artillery && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 timeout 600 npm install --no-package-lock --no-audit \
-	--no-fund --silent >"$TMP/npm-artillery.log" 2>&1) ||
-	die "npm install in bench/artillery failed: $(tail -5 "$TMP/npm-artillery.log")"
+if [ "${BENCH_ARTILLERY:-1}" != 0 ]; then
+	(cd bench/artillery && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 timeout 600 npm install --no-package-lock --no-audit \
+		--no-fund --loglevel=error >"$TMP/npm-artillery.log" 2>&1) ||
+		die "npm install in bench/artillery failed: $(tail -5 "$TMP/npm-artillery.log")"
+fi
 ART=bench/artillery/node_modules/.bin/artillery
 # artillery_run ID LABEL [OVERRIDES]: one run; its CPU share from /usr/bin/time
 # of the whole process tree (user + system over wall time x CPUs).
