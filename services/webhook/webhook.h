@@ -57,7 +57,7 @@ struct webhook {
 	struct jobd *daemon;			      /* admin server, SIGTERM drain */
 	struct timer *relay;			      /* relay.c: WEBHOOK_RELAY_INTERVAL_MS */
 	struct pg_batcher *load_batch, *record_batch; /* delivery.c */
-	int stmt_cancel, stmt_relay, stmt_stale, stmt_overdue;
+	int stmt_cancel;
 	struct delivery_list deliveries; /* every delivery context alive */
 	/* Endpoints with work in progress or recently idle (their pace is
 	 * kept), hashed by id. */

@@ -66,7 +66,8 @@ static void cleanup_done(void *arg, const PGresult *res, const char *err)
 static void cleanup_batch(struct worker *w)
 {
 	const char *params[] = {CLEANUP_BATCH};
-	if (pg_exec(w->pg, w->stmt_cleanup, params, cleanup_done, w) == 0)
+	/* Unprepared, planned for the tables as they are (relay.c). */
+	if (pg_query(w->pg, cleanup_sql, 1, params, cleanup_done, w) == 0)
 		cleanup_busy = true;
 }
 
@@ -81,11 +82,10 @@ static void cleanup_tick(void *arg)
 
 int cleanup_init(struct worker *w)
 {
-	w->stmt_cleanup = pg_prepare(w->pg, cleanup_sql, 1);
 	m_cleaned = metrics_counter("rampart_quotes_cleaned_total",
 				    "Expired, unused quotes deleted", "");
 	w->cleanup_timer = timer_new(w->base, cleanup_tick, w);
-	return w->stmt_cleanup >= 0 && w->cleanup_timer ? 0 : -1;
+	return w->cleanup_timer ? 0 : -1;
 }
 
 void cleanup_start(struct worker *w)

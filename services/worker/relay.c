@@ -33,6 +33,11 @@
 #define RELAY_BATCH	    "500"
 #define OVERDUE_MAX_BATCHES 10 /* per tick: up to 5000 overdue payments */
 
+/* Both passes run unprepared (pg_query), planned for the tables as they
+ * are: they run from start-up, and a prepared statement's generic plan,
+ * made while payments was empty, would keep scanning the whole table once
+ * it is not (the webhook relay's case, services/webhook/relay.c). */
+
 /* Live payments untouched for a stale window, each at most once per window
  * (reconciled_at), claimed with SKIP LOCKED so several workers split them. */
 static const char relay_sql[] =
@@ -143,7 +148,7 @@ static void overdue_batch(struct worker *w)
 	snprintf(cap, sizeof(cap), "%d", w->cfg.relay_stale_s);
 	snprintf(horizon, sizeof(horizon), "%" PRId64, overdue_horizon);
 	const char *params[] = {secs, RELAY_BATCH, cap, horizon};
-	if (pg_exec(w->pg, w->stmt_overdue, params, overdue_done, w) == 0)
+	if (pg_query(w->pg, overdue_sql, 4, params, overdue_done, w) == 0)
 		overdue_busy = true;
 }
 
@@ -185,21 +190,19 @@ static void relay_tick(void *arg)
 		return;
 	snprintf(secs, sizeof(secs), "%d", w->cfg.relay_stale_s);
 	const char *params[] = {secs, RELAY_BATCH};
-	if (pg_exec(w->pg, w->stmt_relay, params, relay_done, w) == 0)
+	if (pg_query(w->pg, relay_sql, 2, params, relay_done, w) == 0)
 		relay_busy = true;
 }
 
 int relay_init(struct worker *w)
 {
-	w->stmt_relay = pg_prepare(w->pg, relay_sql, 2);
-	w->stmt_overdue = pg_prepare(w->pg, overdue_sql, 4);
 	m_relayed = metrics_counter("rampart_relay_jobs_total",
 				    "Jobs re-enqueued for payments that had stalled", "");
 	m_overdue =
 		metrics_counter("rampart_relay_overdue_jobs_total",
 				"Jobs re-enqueued for payments whose next step was overdue", "");
 	w->relay_timer = timer_new(w->base, relay_tick, w);
-	return w->stmt_relay >= 0 && w->stmt_overdue >= 0 && w->relay_timer ? 0 : -1;
+	return w->relay_timer ? 0 : -1;
 }
 
 void relay_start(struct worker *w)

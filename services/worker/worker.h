@@ -55,7 +55,6 @@ struct worker {
 	struct jobd *daemon; /* admin server, SIGTERM drain */
 	struct timer *relay_timer, *cleanup_timer;
 	struct pg_batcher *load_batch, *transition_batch, *due_batch; /* steps.c */
-	int stmt_relay, stmt_overdue, stmt_cleanup;
 	char consumer[96];
 	bool draining; /* SIGTERM seen: maintenance timers idle */
 };
