@@ -49,6 +49,12 @@ def ratio(a, b):
     return None if not a or not b else a / b
 
 
+def users_per_s(rid):
+    """Virtual users per second an Artillery run actually started."""
+    rps, reqs, vus = d(rid, "rps"), d(rid, "requests"), d(rid, "vusers")
+    return vus / (reqs / rps) if rps and reqs and vus else None
+
+
 def alt_rounds(name):
     """(api 2xx/s, pgbench tps, ratio) of each alternating round of NAME."""
     out, i = [], 1
@@ -361,9 +367,8 @@ if "art_original" in R:
         if rid not in R:
             continue
         er = d(rid, "error_rate", 0) * 100
-        rps, reqs, vus = d(rid, "rps"), d(rid, "requests"), d(rid, "vusers")
-        ach = vus / (reqs / rps) if rps and reqs and vus else None
-        md.append(f"| {R[rid]['label']} | {f0(reqs)} | {f0(rps)} | {f0(ach)} | "
+        ach = users_per_s(rid)
+        md.append(f"| {R[rid]['label']} | {f0(d(rid, 'requests'))} | {f0(d(rid, 'rps'))} | {f0(ach)} | "
                   f"{f2(d(rid, 'p50_ms'))} | {f2(d(rid, 'p95_ms'))} | **{f2(d(rid, 'p99_ms'))}** | "
                   f"{er:.3f}% | {d(rid, 'cpu_share', 0) * 100:.0f}% | {cmd_ref(rid)} |")
         if (rid != "art_original" and d(rid, "p99_ms", 1e9) < 287 and d(rid, "error_rate", 1) < 0.0001
@@ -551,11 +556,9 @@ rb = ratio(d("pipeline_1", "per_s"), d("bullmq", "chains_per_s"))
 target("pipeline >= 2x BullMQ chains/s", f2(rb), None if rb is None else rb >= 2)
 rw = ratio(d("pipeline_2", "per_s"), d("pipeline_1", "per_s"))
 target("2 workers no slower than 1", f2(rw), None if rw is None else rw >= 1)
+
 a20 = d("art_x20", "p99_ms")
-a20ach = (d("art_x20", "vusers") / (d("art_x20", "requests") / d("art_x20", "rps"))
-          if d("art_x20", "rps") and d("art_x20", "requests") else None)
-a10ach = (d("art_x10", "vusers") / (d("art_x10", "requests") / d("art_x10", "rps"))
-          if d("art_x10", "rps") and d("art_x10", "requests") else None)
+a20ach, a10ach = users_per_s("art_x20"), users_per_s("art_x10")
 if a20 is None and a10ach is not None and a10ach < 0.9 * 600:
     target("Artillery at 20x (1,200 users/s): p99 < 287 ms",
            f"not run: Artillery offered only {a10ach:,.0f} of 600 users/s at 10x", None)

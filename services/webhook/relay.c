@@ -105,6 +105,15 @@ static bool quiet; /* the last pass claimed no event: the next tick probes first
 
 static void relay_batch(struct webhook *w);
 
+/* A statement's error, logged as what (not while shutting down, when the
+ * pool fails whatever is in flight). True if there was one. */
+static bool failed(const struct webhook *w, const char *err, const char *what)
+{
+	if (err && !w->closing)
+		log_event(LOG_WARN, what, LF_S("error", err));
+	return err != NULL;
+}
+
 /* The passes' columns, read by name (common/pgrow.h); relay_sql adds
  * events, overdue_sql attempt. */
 enum { DC_EVENT_ID, DC_ENDPOINT_ID, DC_ATTEMPT, DC_N };
@@ -150,11 +159,8 @@ static void relay_done(void *arg, const PGresult *res, const char *err)
 {
 	struct webhook *w = arg;
 	relay_busy = false;
-	if (err) {
-		if (!w->closing)
-			log_event(LOG_WARN, "relay pass failed", LF_S("error", err));
+	if (failed(w, err, "relay pass failed"))
 		return;
-	}
 	/* Every row carries the count of events the pass claimed. */
 	static const char *const events_col[] = {"events"};
 	struct pgrow ec;
@@ -194,11 +200,8 @@ static void stale_done(void *arg, const PGresult *res, const char *err)
 {
 	struct webhook *w = arg;
 	stale_busy = false;
-	if (err) {
-		if (!w->closing)
-			log_event(LOG_WARN, "relay stale pass failed", LF_S("error", err));
+	if (failed(w, err, "relay stale pass failed"))
 		return;
-	}
 	int n = queue_rows(w, res, "stale", false);
 	if (n > 0) {
 		metric_add(m_requeued, (uint64_t)n);
@@ -210,11 +213,8 @@ static void overdue_done(void *arg, const PGresult *res, const char *err)
 {
 	struct webhook *w = arg;
 	overdue_busy = false;
-	if (err) {
-		if (!w->closing)
-			log_event(LOG_WARN, "relay overdue pass failed", LF_S("error", err));
+	if (failed(w, err, "relay overdue pass failed"))
 		return;
-	}
 	int n = queue_rows(w, res, "overdue", true);
 	if (n > 0) {
 		metric_add(m_overdue, (uint64_t)n);
@@ -236,11 +236,8 @@ static void probe_done(void *arg, const PGresult *res, const char *err)
 {
 	struct webhook *w = arg;
 	relay_busy = false;
-	if (err) {
-		if (!w->closing)
-			log_event(LOG_WARN, "relay probe failed", LF_S("error", err));
+	if (failed(w, err, "relay probe failed"))
 		return;
-	}
 	if (PQntuples(res) > 0 && !w->draining)
 		relay_batch(w);
 }
