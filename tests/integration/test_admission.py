@@ -11,6 +11,8 @@ new request would wait too, far past this test's 15 s client timeout."""
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -113,3 +115,72 @@ def test_admission_off_by_zero(private_pg, start_api):
     t1.join(90)
     t2.join(90)
     assert sorted(r.status for r in got) == [200, 202], got
+
+
+def test_short_stalls_refuse_nobody(private_pg, start_api):
+    """A database that stalls for less than target + interval (a slow
+    fsync, a lock held for a moment) is not overloaded: the requests that
+    wait are answered when it ends, and new ones must not be refused. The
+    queue stands only once its oldest request has been over the target for
+    a whole interval (CoDel's rule). Before, a stall that merely outlasted
+    one interval with the oldest request past the target refused the
+    requests of the next interval: 503s at loads the database carries.
+
+    Target 100 ms, interval 100 ms, sixteen stalls of 140 ms under a steady
+    200 requests/s: a stall spans a whole interval with nothing finished
+    and its oldest request past the target in about two of five (the old
+    rule refused then), and is never near 200 ms. The stalls are timed by a
+    process of their own, so this test's threads cannot stretch them."""
+    api = start_api({"DB_QUERY_TIMEOUT_MS": "60000", "API_THREADS": "1", "DB_POOL_SIZE": "2",
+                     "API_ADMISSION_TARGET_MS": "100", "API_ADMISSION_INTERVAL_MS": "100"},
+                    pg=private_pg)
+    qid = api.quote("USD", "EUR", 100000).body["id"]
+    pids = api_backends(private_pg)
+    assert len(pids) == 2, pids
+    answers, lock, stop = [], threading.Lock(), threading.Event()
+
+    def one():
+        t0 = time.monotonic()
+        r = request(api.port, "GET", f"/v1/quotes/{qid}", timeout=15)
+        with lock:
+            answers.append((r.status, time.monotonic() - t0))
+
+    def offer():  # open loop: a request every 5 ms, whatever the answers
+        sent = []
+        nxt = time.monotonic()
+        while not stop.is_set():
+            t = threading.Thread(target=one)
+            t.start()
+            sent.append(t)
+            nxt += 0.005
+            time.sleep(max(0.0, nxt - time.monotonic()))
+        for t in sent:
+            t.join(30)
+
+    stalls = ("import os, signal, sys, time\n"
+              "pids = [int(p) for p in sys.argv[1:]]\n"
+              "for _ in range(16):\n"
+              "    time.sleep(0.3)\n"
+              "    t = time.monotonic()\n"
+              "    for p in pids: os.kill(p, signal.SIGSTOP)\n"
+              "    time.sleep(0.14)\n"
+              "    for p in pids: os.kill(p, signal.SIGCONT)\n"
+              "    print(round(time.monotonic() - t, 4))\n")
+    gen = threading.Thread(target=offer)
+    gen.start()
+    try:
+        out = subprocess.run([sys.executable, "-c", stalls, *map(str, pids)], check=True,
+                             capture_output=True, text=True, timeout=60).stdout
+        time.sleep(0.3)
+    finally:
+        stall(pids, signal.SIGCONT)
+        stop.set()
+        gen.join(60)
+    lengths = [float(x) for x in out.split()]
+    assert len(lengths) == 16 and max(lengths) < 0.17, lengths
+    codes = [c for c, _ in answers]
+    assert len(codes) > 800, len(codes)
+    # The stalls were real: requests waited through them.
+    assert sum(1 for _, s in answers if s >= 0.1) >= 16, sorted(s for _, s in answers)[-20:]
+    assert codes.count(503) == 0, (codes.count(503), len(codes), lengths)
+    assert set(codes) == {200}, sorted(set(codes))

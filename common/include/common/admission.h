@@ -7,14 +7,19 @@
  * of a queue reports each finished request's sojourn (submit to result);
  * admission_refuse() then says whether new requests should be refused now.
  *
- * The state changes once per interval: at the end of an interval the queue
- * is "standing" if the shortest sojourn reported in it exceeded the target,
- * or, when nothing finished in it, if the oldest unfinished request is older
- * than the target (a stalled server). So a refusing queue reopens at most
- * two intervals after its backlog has drained, and one that was open admits
- * at most one interval's worth of requests into a queue that has just
- * begun to stand. Pure state: no clock of its own, no I/O; not thread-safe
- * (one per event loop). */
+ * The state changes once per interval. At the end of an interval the
+ * queue is "standing" if requests have waited over the target for a whole
+ * interval: every sojourn reported in it exceeded the target, and so has
+ * every one reported since the first of that unbroken run, at least an
+ * interval ago. When nothing finished in it, the oldest unfinished request
+ * decides: standing once it has waited target + interval (a stalled
+ * server). So a stall shorter than target + interval, such as a slow
+ * fsync, refuses nobody: its waiters are answered when it ends, the
+ * first of them late, those behind them on time. A refusing queue reopens
+ * at most two intervals after its backlog has drained, and one that was
+ * open admits at most two intervals' worth of requests into a queue that
+ * has just begun to stand. Pure state: no clock of its own, no I/O; not
+ * thread-safe (one per event loop). */
 #ifndef COMMON_ADMISSION_H
 #define COMMON_ADMISSION_H
 
@@ -25,8 +30,10 @@ struct admission {
 	uint64_t target_us;   /* 0: never refuse */
 	uint64_t interval_us; /* > 0 */
 	uint64_t interval_end_us;
-	uint64_t min_us; /* shortest sojourn in this interval; UINT64_MAX: none yet */
-	bool standing;	 /* the verdict of the last complete interval */
+	uint64_t min_us;	 /* shortest sojourn in this interval; UINT64_MAX: none yet */
+	bool above;		 /* the last report was over the target */
+	uint64_t above_since_us; /* first report of that run over the target */
+	bool standing;		 /* the verdict of the last complete interval */
 };
 
 /* target_ms 0 turns admission off; interval_ms < 1 is taken as 1. */

@@ -135,11 +135,11 @@ void pg_pool_stats(const struct pg_pool *p, struct pg_pool_stats *out);
 /* True when at least one connection is ready. */
 bool pg_pool_ready(const struct pg_pool *p);
 
-/* True while the pool's queue stands (admission.h): every statement that
- * finished during the last admission interval waited longer than the
- * target, or none finished and the oldest one waiting is older than that.
- * A caller that can refuse work (an HTTP 503) should refuse it now rather
- * than add to the wait. Always false without an admission target. */
+/* True while the pool's queue stands (admission.h): statements have waited
+ * longer than the target for a whole admission interval, or none finished
+ * in it and the oldest one waiting is older than target + interval. A
+ * caller that can refuse work (an HTTP 503) should refuse it now rather than
+ * add to the wait. Always false without an admission target. */
 bool pg_pool_refusing(struct pg_pool *p);
 
 /* The SQLSTATE of a server error result, or "" (borrowed). */
