@@ -237,6 +237,7 @@ static bool conn_prepare_upto(struct pg_conn *c, int upto)
 	if (!q)
 		return false;
 	q->kind = Q_PREPARE;
+	q->submit_us = clock_mono_us(); /* its wait counts for admission too */
 	q->n = n > PG_MAX_TX ? PG_MAX_TX : n;
 	q->prep_from = from;
 	for (int i = 0; i < q->n; i++) {

@@ -9,6 +9,7 @@
 /* clang-format on */
 
 #include <event2/event.h>
+#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -491,6 +492,68 @@ static void test_hostname(void **state)
 	env_free(&e);
 }
 
+/* Runs the loop for ms milliseconds. */
+static void run_for(struct env *e, int ms)
+{
+	struct timeval tv = {0, ms * 1000};
+	event_base_loopexit(e->base, &tv);
+	event_base_dispatch(e->base);
+}
+
+/* The statements a connection prepares before its first use of them wait
+ * like any other: admission control counts their wait from when they were
+ * sent. (They counted from time zero: a prepare held up by a stall, here a
+ * lock, made the pool refuse at once, as if it had waited for hours.) */
+static void test_prepare_wait_counts_from_send(void **state)
+{
+	struct env e;
+	(void)state;
+	memset(&e, 0, sizeof(e));
+	e.base = event_base_new();
+	assert_non_null(e.base);
+	e.watchdog = evtimer_new(e.base, watchdog_cb, &e);
+	struct timeval wd = {20, 0};
+	evtimer_add(e.watchdog, &wd);
+	struct pg_pool_opts o = {.conninfo = db_url,
+				 .size = 1,
+				 .max_queue = 100,
+				 .max_pipeline = 100,
+				 .query_timeout_ms = 10000,
+				 .connect_timeout_ms = 5000,
+				 .admission_target_ms = 50,
+				 .admission_interval_ms = 100,
+				 .name = "component"};
+	e.pool = pg_pool_new(e.base, &o);
+	assert_non_null(e.pool);
+	PGconn *locker = PQconnectdb(db_url);
+	assert_int_equal(PQstatus(locker), CONNECTION_OK);
+	PGresult *r = PQexec(locker, "CREATE TABLE IF NOT EXISTS component_prepare_wait (x int)");
+	assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
+	r = PQexec(locker, "BEGIN; LOCK TABLE component_prepare_wait IN ACCESS EXCLUSIVE MODE");
+	assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
+	wait_connected(&e);
+	run_for(&e, 150); /* more than an interval with nothing reported */
+	/* Its prepare waits on the lock (parse analysis needs the table). */
+	int s = pg_prepare(e.pool, "SELECT count(*)::text FROM component_prepare_wait", 0);
+	assert_true(s >= 0);
+	e.expected = e.done + 1;
+	assert_int_equal(pg_exec(e.pool, s, NULL, count_cb, &e), 0);
+	run_for(&e, 80);
+	/* Nothing finished for a whole interval and the oldest request, the
+	 * prepare, has waited about 80 ms: under target + interval. */
+	assert_false(pg_pool_refusing(e.pool));
+	r = PQexec(locker, "COMMIT");
+	PQclear(r);
+	run_until_done(&e);
+	assert_int_equal(e.errors, 0);
+	assert_string_equal(e.last_value, "0");
+	PQclear(PQexec(locker, "DROP TABLE component_prepare_wait"));
+	PQfinish(locker);
+	env_free(&e);
+}
+
 int main(void)
 {
 	db_url = getenv("DATABASE_URL");
@@ -512,6 +575,7 @@ int main(void)
 		cmocka_unit_test(test_free_fails_pending),
 		cmocka_unit_test(test_unreachable_server),
 		cmocka_unit_test(test_hostname),
+		cmocka_unit_test(test_prepare_wait_counts_from_send),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
