@@ -37,7 +37,9 @@ static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
 	fail_msg("watchdog: test did not finish in time");
 }
 
-static void env_init(struct env *e, int size, int timeout_ms)
+/* A loop and a pool with admission control (target_ms 0: off). */
+static void env_init_admission(struct env *e, int size, int timeout_ms, int target_ms,
+			       int interval_ms)
 {
 	memset(e, 0, sizeof(*e));
 	e->base = event_base_new();
@@ -51,9 +53,16 @@ static void env_init(struct env *e, int size, int timeout_ms)
 				 .max_pipeline = 1000,
 				 .query_timeout_ms = timeout_ms,
 				 .connect_timeout_ms = 5000,
+				 .admission_target_ms = target_ms,
+				 .admission_interval_ms = interval_ms,
 				 .name = "component"};
 	e->pool = pg_pool_new(e->base, &o);
 	assert_non_null(e->pool);
+}
+
+static void env_init(struct env *e, int size, int timeout_ms)
+{
+	env_init_admission(e, size, timeout_ms, 0, 0);
 }
 
 static void env_free(struct env *e)
@@ -508,23 +517,7 @@ static void test_prepare_wait_counts_from_send(void **state)
 {
 	struct env e;
 	(void)state;
-	memset(&e, 0, sizeof(e));
-	e.base = event_base_new();
-	assert_non_null(e.base);
-	e.watchdog = evtimer_new(e.base, watchdog_cb, &e);
-	struct timeval wd = {20, 0};
-	evtimer_add(e.watchdog, &wd);
-	struct pg_pool_opts o = {.conninfo = db_url,
-				 .size = 1,
-				 .max_queue = 100,
-				 .max_pipeline = 100,
-				 .query_timeout_ms = 10000,
-				 .connect_timeout_ms = 5000,
-				 .admission_target_ms = 50,
-				 .admission_interval_ms = 100,
-				 .name = "component"};
-	e.pool = pg_pool_new(e.base, &o);
-	assert_non_null(e.pool);
+	env_init_admission(&e, 1, 10000, 50, 100);
 	PGconn *locker = PQconnectdb(db_url);
 	assert_int_equal(PQstatus(locker), CONNECTION_OK);
 	PGresult *r = PQexec(locker, "CREATE TABLE IF NOT EXISTS component_prepare_wait (x int)");

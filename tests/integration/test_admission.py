@@ -131,9 +131,7 @@ def test_short_stalls_refuse_nobody(private_pg, start_api):
     and its oldest request past the target in about two of five (the old
     rule refused then), and is never near 200 ms. The stalls are timed by a
     process of their own, so this test's threads cannot stretch them."""
-    api = start_api({"DB_QUERY_TIMEOUT_MS": "60000", "API_THREADS": "1", "DB_POOL_SIZE": "2",
-                     "API_ADMISSION_TARGET_MS": "100", "API_ADMISSION_INTERVAL_MS": "100"},
-                    pg=private_pg)
+    api = start(private_pg, start_api, "100")
     qid = api.quote("USD", "EUR", 100000).body["id"]
     pids = api_backends(private_pg)
     assert len(pids) == 2, pids
